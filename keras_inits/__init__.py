@@ -1,0 +1,38 @@
+"""keras_inits: weight initializers for Keras 3, on TensorFlow, JAX and PyTorch.
+
+Importing the package registers every initializer with Keras, so that a
+layer can name it by string (``kernel_initializer="sigmoid_normal"``) and a
+saved model that uses one loads again. Import it before ``load_model``.
+"""
+
+from keras_inits._gain import calculate_gain
+from keras_inits._registry import get, names
+from keras_inits.small import SmallNormal, SmallUniform
+from keras_inits.variance import (
+    KaimingNormal,
+    KaimingUniform,
+    SigmoidNormal,
+    SigmoidUniform,
+    VarianceScaling,
+    XavierNormal,
+    XavierUniform,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "KaimingNormal",
+    "KaimingUniform",
+    "SigmoidNormal",
+    "SigmoidUniform",
+    "SmallNormal",
+    "SmallUniform",
+    "VarianceScaling",
+    "XavierNormal",
+    "XavierUniform",
+    "__version__",
+    "calculate_gain",
+    "get",
+    "names",
+]
+

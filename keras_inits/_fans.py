@@ -1,0 +1,93 @@
+"""Fan computation: how many inputs and outputs one weight connects.
+
+Keras kernels are laid out ``(*receptive_field, in, out)``: a Dense kernel is
+``(in, out)``, a Conv2D kernel ``(kh, kw, in, out)``. Then
+
+    fan_in  = in  * prod(receptive_field)
+    fan_out = out * prod(receptive_field)
+
+A 1-D shape (a bias) has fan_in = fan_out = its length and a scalar has 1.
+Layers whose kernels do not follow that layout (EinsumDense, and so
+MultiHeadAttention) pass ``input_axes`` and ``output_axes``; the fans are then
+the products of those axes' sizes. This module does arithmetic on Python ints
+only; it never touches a tensor.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, Sequence
+
+__all__ = ["Mode", "compute_fans", "fan_for_mode"]
+
+Mode = Literal["fan_in", "fan_out", "fan_avg"]
+
+
+def compute_fans(
+    shape: Sequence[int],
+    input_axes: Sequence[int] | None = None,
+    output_axes: Sequence[int] | None = None,
+) -> tuple[int, int]:
+    """Returns ``(fan_in, fan_out)`` for a kernel of ``shape``.
+
+    Args:
+        shape: The kernel's shape, non-negative ints.
+        input_axes: Axes whose sizes multiply to fan_in, or None for the Keras
+            layout. Given together with ``output_axes``.
+        output_axes: Axes whose sizes multiply to fan_out, or None.
+
+    Raises:
+        ValueError: If an axis is out of range for ``shape`` or both lists
+            name the same axis.
+
+    Example:
+        >>> compute_fans((3, 3, 16, 32))
+        (144, 288)
+        >>> compute_fans((64, 4, 32), input_axes=[0], output_axes=[1, 2])
+        (64, 128)
+    """
+    shape = tuple(shape)
+    if input_axes is not None and output_axes is not None:
+        ins = _normalize_axes("input_axes", input_axes, len(shape))
+        outs = _normalize_axes("output_axes", output_axes, len(shape))
+        if set(ins) & set(outs):
+            raise ValueError(
+                "`input_axes` and `output_axes` must not share an axis. "
+                f"Received: input_axes={list(input_axes)!r}, "
+                f"output_axes={list(output_axes)!r} for shape={shape!r}"
+            )
+        return math.prod(shape[a] for a in ins), math.prod(shape[a] for a in outs)
+    if len(shape) == 0:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    receptive_field = math.prod(shape[:-2])
+    return shape[-2] * receptive_field, shape[-1] * receptive_field
+
+
+def fan_for_mode(mode: Mode, fan_in: int, fan_out: int) -> float:
+    """The fan that ``mode`` names, never below 1 (an empty kernel has no fan).
+
+    Example:
+        >>> fan_for_mode("fan_avg", 100, 300)
+        200.0
+    """
+    if mode == "fan_in":
+        fan = float(fan_in)
+    elif mode == "fan_out":
+        fan = float(fan_out)
+    else:
+        fan = (fan_in + fan_out) / 2.0
+    return max(1.0, fan)
+
+
+def _normalize_axes(name: str, axes: Sequence[int], rank: int) -> list[int]:
+    result = []
+    for axis in axes:
+        if not -rank <= axis < rank:
+            raise ValueError(
+                f"`{name}` must hold axes in [{-rank}, {rank}) for a kernel of rank "
+                f"{rank}. Received: {name}={list(axes)!r}"
+            )
+        result.append(axis % rank)
+    return result

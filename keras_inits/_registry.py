@@ -1,0 +1,150 @@
+"""Names <-> classes: the Keras registration, ``get()`` and ``names()``.
+
+Each class is registered with Keras as "keras_inits>ClassName" (what saved
+configs record) and, so that a layer can name it, under its bare class name
+and its snake_case alias. A plugin must never change what a built-in name
+means: a bare name that Keras itself resolves ("VarianceScaling",
+"glorot_normal", ...) is never registered, and such a class stays reachable
+as "keras_inits>ClassName" only. Registration happens once, on import.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any
+
+import keras
+
+from keras_inits.small import SmallNormal, SmallUniform
+from keras_inits.variance import (
+    KaimingNormal,
+    KaimingUniform,
+    SigmoidNormal,
+    SigmoidUniform,
+    VarianceScaling,
+    XavierNormal,
+    XavierUniform,
+)
+
+__all__ = ["CLASSES", "PACKAGE", "get", "names", "registered_name", "snake_case"]
+
+PACKAGE = "keras_inits"
+CLASSES: tuple[type, ...] = (
+    VarianceScaling,
+    SigmoidNormal,
+    SigmoidUniform,
+    XavierNormal,
+    XavierUniform,
+    KaimingNormal,
+    KaimingUniform,
+    SmallNormal,
+    SmallUniform,
+)
+# Public Keras namespaces whose names a bare custom-object name could shadow:
+# Keras looks custom objects up before its own tables, for every kind of object.
+_KERAS_NAMESPACES = (
+    keras.initializers,
+    keras.layers,
+    keras.activations,
+    keras.losses,
+    keras.metrics,
+    keras.optimizers,
+    keras.regularizers,
+    keras.constraints,
+)
+
+
+def snake_case(name: str) -> str:
+    """"SigmoidNormal" -> "sigmoid_normal".
+
+    Example:
+        >>> snake_case("KaimingUniform")
+        'kaiming_uniform'
+    """
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def registered_name(cls: type) -> str:
+    """The name saved configs record, "keras_inits>ClassName"."""
+    return f"{PACKAGE}>{cls.__name__}"
+
+
+def _keras_owns(name: str) -> bool:
+    return any(hasattr(namespace, name) for namespace in _KERAS_NAMESPACES)
+
+
+def _bare_names(cls: type) -> tuple[str, ...]:
+    return tuple(n for n in (cls.__name__, snake_case(cls.__name__)) if not _keras_owns(n))
+
+
+def _register() -> None:
+    """Registers every class with Keras; runs once, when this module is imported."""
+    custom_objects = keras.saving.get_custom_objects()
+    for cls in CLASSES:
+        keras.saving.register_keras_serializable(package=PACKAGE)(cls)
+        for name in _bare_names(cls):
+            custom_objects[name] = cls
+
+
+def names() -> tuple[str, ...]:
+    """The string names of this package's initializers, sorted.
+
+    The snake_case alias of each class, or "keras_inits>ClassName" where Keras
+    owns the bare names. Each also resolves as "ClassName" and
+    "keras_inits>ClassName".
+
+    Example:
+        >>> "sigmoid_normal" in names()
+        True
+        >>> "keras_inits>VarianceScaling" in names()
+        True
+    """
+    result = []
+    for cls in CLASSES:
+        bare = _bare_names(cls)
+        result.append(bare[-1] if bare else registered_name(cls))
+    return tuple(sorted(result))
+
+
+def _keras_initializer_names() -> list[str]:
+    return [
+        name
+        for name, value in vars(keras.initializers).items()
+        if not name.startswith("_") and callable(value) and name[0].islower()
+    ]
+
+
+def get(identifier: Any) -> Any:
+    """Resolves an initializer like ``keras.initializers.get``, with better errors.
+
+    Accepts everything ``keras.initializers.get`` accepts: None, a string name
+    (ours or Keras's), a config dict, a class, an instance, a callable or a
+    tensor. An unknown name raises a ValueError that suggests the closest
+    valid names.
+
+    Raises:
+        ValueError: If a string or dict names no known initializer.
+
+    Example:
+        >>> type(get("sigmoid_normal")).__name__
+        'SigmoidNormal'
+        >>> type(get("glorot_normal")).__module__.startswith("keras")
+        True
+    """
+    try:
+        return keras.initializers.get(identifier)
+    except (ValueError, TypeError) as error:
+        if not isinstance(identifier, (str, dict)):
+            raise
+        name = identifier if isinstance(identifier, str) else identifier.get("class_name")
+        candidates = list(names()) + _keras_initializer_names()
+        close = difflib.get_close_matches(str(name), candidates, n=1, cutoff=0.6)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"Unknown initializer.{hint} keras_inits.names() lists ours, "
+            f"keras.initializers Keras's. Received: identifier={identifier!r}"
+        ) from error
+
+
+_register()

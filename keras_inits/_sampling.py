@@ -1,0 +1,71 @@
+"""Exact draws from the three distributions every initializer here uses.
+
+Each sampler takes a standard deviation (or a bound), a float dtype and a
+seed that ``keras.random`` accepts (an int or a ``SeedGenerator``), and uses
+only ``keras.random`` and ``keras.ops``: no NumPy round trip, so Keras can
+trace a call under ``jax.jit`` with an output sharding.
+
+float16 and bfloat16 are drawn in float32 and cast: drawing in 16 bits would
+bias the tails and the inverse CDF. This module must never return a value
+outside the distribution's support: a truncated normal has no value beyond
+its bound, on every backend.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+
+__all__ = ["TRUNCATED_STD", "normal", "truncated_normal", "uniform"]
+
+# Std of a standard normal truncated to [-2, 2]:
+# sqrt(1 - 4 * phi(2) / (Phi(2) - Phi(-2))) = 0.87962566103423978.
+TRUNCATED_STD = 0.87962566103423978
+# The standard normal's mass within 2 std, as erf: Phi(2) - Phi(-2) = erf(sqrt(2)).
+_ERF_SQRT2 = 0.9544997361036416
+_LOW_PRECISION = ("float16", "bfloat16")
+
+
+def _draw_dtype(dtype: str) -> str:
+    return "float32" if dtype in _LOW_PRECISION else dtype
+
+
+def _finish(values: Any, dtype: str) -> Any:
+    return values if _draw_dtype(dtype) == dtype else keras.ops.cast(values, dtype)
+
+
+def uniform(shape: tuple[int, ...], limit: float, dtype: str, seed: Any) -> Any:
+    """U(-limit, limit): mean 0, std limit / sqrt(3)."""
+    values = keras.random.uniform(
+        shape, minval=-limit, maxval=limit, dtype=_draw_dtype(dtype), seed=seed
+    )
+    return _finish(values, dtype)
+
+
+def normal(shape: tuple[int, ...], stddev: float, dtype: str, seed: Any) -> Any:
+    """N(0, stddev^2), untruncated."""
+    values = keras.random.normal(
+        shape, mean=0.0, stddev=stddev, dtype=_draw_dtype(dtype), seed=seed
+    )
+    return _finish(values, dtype)
+
+
+def truncated_normal(shape: tuple[int, ...], stddev: float, dtype: str, seed: Any) -> Any:
+    """A normal truncated at 2 of its own std, rescaled to have std ``stddev``.
+
+    Inverse CDF: with v ~ U(-erf(sqrt 2), erf(sqrt 2)), sqrt(2) * erfinv(v) is
+    a standard normal truncated to [-2, 2]. One uniform draw per value, no
+    rejection loop, and a final clip guards the bound against rounding in
+    erfinv, so no value ever lies beyond 2 * stddev / TRUNCATED_STD.
+    """
+    draw_dtype = _draw_dtype(dtype)
+    sigma = stddev / TRUNCATED_STD  # std of the underlying untruncated normal
+    bound = 2.0 * sigma
+    v = keras.random.uniform(
+        shape, minval=-_ERF_SQRT2, maxval=_ERF_SQRT2, dtype=draw_dtype, seed=seed
+    )
+    values = keras.ops.erfinv(v) * (math.sqrt(2.0) * sigma)
+    values = keras.ops.clip(values, -bound, bound)
+    return _finish(values, dtype)

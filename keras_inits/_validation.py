@@ -1,0 +1,154 @@
+"""The one place where argument errors are built.
+
+Every message has one shape: the argument in backticks, what is allowed (a
+sorted tuple, never a set), then ``Received: name=<repr>``. ``ValueError`` is
+for a bad value, ``TypeError`` for a bad type. This module never imports a
+backend and never silently replaces a value it was given.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Sequence
+
+import keras
+
+__all__ = [
+    "check_axes",
+    "check_choice",
+    "check_dtype",
+    "check_finite",
+    "check_positive",
+    "check_seed",
+    "check_shape",
+]
+
+
+FLOAT_DTYPES = ("bfloat16", "float16", "float32", "float64")
+
+
+def _received(name: str, value: Any) -> str:
+    return f"Received: {name}={value!r}"
+
+
+def _check_real(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise TypeError(f"`{name}` must be a real number, not bool. {_received(name, value)}")
+    if not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"`{name}` must be a real number, not {type(value).__name__}. "
+            f"{_received(name, value)}"
+        )
+    return float(value)
+
+
+def check_finite(name: str, value: Any) -> float:
+    """Returns ``value`` as a float; rejects bools, non-numbers, NaN and inf."""
+    number = _check_real(name, value)
+    if not math.isfinite(number):
+        raise ValueError(f"`{name}` must be a finite number. {_received(name, value)}")
+    return number
+
+
+def check_positive(name: str, value: Any) -> float:
+    """Returns ``value`` as a float; it must be a finite real number > 0."""
+    number = _check_real(name, value)
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"`{name}` must be a finite number > 0. {_received(name, value)}")
+    return number
+
+
+def check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
+    """Returns ``value`` if it is one of ``allowed`` (usually a Literal's args)."""
+    options = tuple(sorted(allowed))
+    if not isinstance(value, str):
+        raise TypeError(
+            f"`{name}` must be a string, one of {options}. {_received(name, value)}"
+        )
+    if value not in options:
+        raise ValueError(f"`{name}` must be one of {options}. {_received(name, value)}")
+    return value
+
+
+def check_seed(value: Any) -> Any:
+    """Accepts an int (not bool), a ``keras.random.SeedGenerator`` or None."""
+    if value is None or isinstance(value, keras.random.SeedGenerator):
+        return value
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    raise TypeError(
+        "`seed` must be an int, a keras.random.SeedGenerator or None. "
+        f"{_received('seed', value)}"
+    )
+
+
+def check_axes(input_axes: Any, output_axes: Any) -> tuple[list[int] | None, list[int] | None]:
+    """Normalises ``input_axes``/``output_axes`` to lists of ints (or both None).
+
+    The two are given together or not at all: one without the other would be
+    silently ignored by the fan computation, so it is refused here.
+    """
+    if (input_axes is None) != (output_axes is None):
+        raise ValueError(
+            "`input_axes` and `output_axes` must be given together or both be None. "
+            f"Received: input_axes={input_axes!r}, output_axes={output_axes!r}"
+        )
+    if input_axes is None:
+        return None, None
+    return _axis_list("input_axes", input_axes), _axis_list("output_axes", output_axes)
+
+
+def _axis_list(name: str, axes: Any) -> list[int]:
+    if isinstance(axes, (str, bytes)) or not isinstance(axes, Sequence):
+        raise TypeError(
+            f"`{name}` must be a list of ints or None. {_received(name, axes)}"
+        )
+    result = []
+    for axis in axes:
+        if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+            raise TypeError(f"`{name}` must be a list of ints or None. {_received(name, axes)}")
+        result.append(int(axis))
+    if not result:
+        raise ValueError(f"`{name}` must name at least one axis. {_received(name, axes)}")
+    if len(set(result)) != len(result):
+        raise ValueError(f"`{name}` must not repeat an axis. {_received(name, axes)}")
+    return result
+
+
+def check_shape(shape: Any) -> tuple[int, ...]:
+    """Returns ``shape`` as a tuple of non-negative Python ints."""
+    if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
+        shape = (shape,)
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise TypeError(
+            f"`shape` must be a tuple of non-negative ints. {_received('shape', shape)}"
+        ) from None
+    for dim in dims:
+        if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+            raise TypeError(
+                f"`shape` must be a tuple of non-negative ints. {_received('shape', shape)}"
+            )
+        if dim < 0:
+            raise ValueError(
+                f"`shape` must be a tuple of non-negative ints. {_received('shape', shape)}"
+            )
+    return tuple(int(dim) for dim in dims)
+
+
+def check_dtype(dtype: Any) -> str:
+    """Returns the standard name of a floating-point ``dtype`` (None: floatx)."""
+    if dtype is None:
+        return keras.config.floatx()
+    try:
+        name = keras.backend.standardize_dtype(dtype)
+    except (ValueError, TypeError, AttributeError):
+        name = None
+    if name not in FLOAT_DTYPES:
+        raise ValueError(
+            f"`dtype` must be a floating-point dtype, one of {FLOAT_DTYPES}. "
+            f"{_received('dtype', dtype)}"
+        )
+    return name

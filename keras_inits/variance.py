@@ -1,0 +1,354 @@
+"""The fan-scaled family: Var(W) = scale / fan, and the classic schemes on it.
+
+Every class here is a ``keras.initializers.VarianceScaling``, because Keras
+hands the true fan axes only to those: EinsumDense (and so
+MultiHeadAttention) re-creates a VarianceScaling initializer from its config
+with ``input_axes``/``output_axes`` set. Each class therefore takes those two
+arguments and round-trips them through its config.
+
+Fans follow the Keras kernel layout ``(*receptive_field, in, out)``:
+fan_in = in * prod(receptive_field), fan_out = out * prod(receptive_field),
+or the products of ``input_axes`` / ``output_axes`` when given.
+
+``gain`` multiplies the standard deviation, ``scale`` the variance:
+``scale = gain**2``. This module never computes a fan or draws a number
+itself: ``_fans`` and ``_sampling`` do.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal, Sequence, get_args
+
+import keras
+
+from keras_inits import _sampling
+from keras_inits._base import RandomInitializer
+from keras_inits._fans import Mode, compute_fans, fan_for_mode
+from keras_inits._gain import Nonlinearity, calculate_gain
+from keras_inits._validation import check_axes, check_choice, check_finite, check_positive
+
+__all__ = [
+    "Distribution",
+    "KaimingNormal",
+    "KaimingUniform",
+    "SigmoidNormal",
+    "SigmoidUniform",
+    "VarianceScaling",
+    "XavierNormal",
+    "XavierUniform",
+]
+
+Distribution = Literal["truncated_normal", "untruncated_normal", "uniform"]
+KaimingMode = Literal["fan_in", "fan_out"]
+Seed = int | keras.random.SeedGenerator | None
+Axes = Sequence[int] | None
+
+
+class VarianceScaling(RandomInitializer, keras.initializers.VarianceScaling):
+    """Draws with Var(W) = scale / n, n the fan that ``mode`` names.
+
+        n = fan_in, fan_out or (fan_in + fan_out) / 2 for mode "fan_in",
+        "fan_out", "fan_avg" (never below 1).
+        truncated_normal:    N(0, s^2) cut at +-2 s, s = sqrt(scale / n) / 0.8796...,
+                             so that the std after the cut is sqrt(scale / n).
+                             Exact: no value ever lies beyond 2 s.
+        untruncated_normal:  N(0, scale / n).
+        uniform:             U(-sqrt(3 scale / n), +sqrt(3 scale / n)).
+
+    Fans are those of the Keras kernel layout ``(*receptive_field, in, out)``
+    unless ``input_axes`` and ``output_axes`` say otherwise. Keras owns the
+    bare names "VarianceScaling" and "variance_scaling"; this class is
+    reachable by string as "keras_inits>VarianceScaling" only.
+
+    Args:
+        scale: Variance multiplier, a finite number > 0 (``gain**2``).
+        mode: One of "fan_in", "fan_out", "fan_avg".
+        distribution: One of "truncated_normal", "untruncated_normal", "uniform".
+        seed: An int (reproducible), None (fresh values every call) or a
+            ``keras.random.SeedGenerator``; see the README's section on seeds.
+        input_axes: Axes of the kernel that count as inputs, or None for the
+            Keras layout. Given together with ``output_axes``.
+        output_axes: Axes of the kernel that count as outputs, or None.
+
+    Raises:
+        ValueError: For a non-positive or non-finite ``scale``, an unknown
+            ``mode`` or ``distribution``, or only one of the two axes lists.
+        TypeError: For a ``scale`` that is not a real number (bool included)
+            or a ``seed`` that is not an int, SeedGenerator or None.
+
+    Example:
+        >>> init = VarianceScaling(scale=2.0, mode="fan_in", seed=0)
+        >>> tuple(init((256, 128)).shape)
+        (256, 128)
+
+    Reference:
+        He et al., 2015, "Delving Deep into Rectifiers",
+        https://arxiv.org/abs/1502.01852
+    """
+
+    def __init__(
+        self,
+        scale: float = 1.0,
+        mode: Mode = "fan_in",
+        distribution: Distribution = "truncated_normal",
+        seed: Seed = None,
+        input_axes: Axes = None,
+        output_axes: Axes = None,
+    ) -> None:
+        self.scale = check_positive("scale", scale)
+        self.mode = check_choice("mode", mode, get_args(Mode))
+        self.distribution = check_choice("distribution", distribution, get_args(Distribution))
+        self.input_axes, self.output_axes = check_axes(input_axes, output_axes)
+        super().__init__(seed=seed)
+
+    def stddev(self, shape: Sequence[int]) -> float:
+        """The target standard deviation, sqrt(scale / n), for a kernel shape.
+
+        Example:
+            >>> VarianceScaling(scale=4.0).stddev((100, 10))
+            0.2
+        """
+        fan_in, fan_out = compute_fans(tuple(shape), self.input_axes, self.output_axes)
+        return math.sqrt(self.scale / fan_for_mode(self.mode, fan_in, fan_out))
+
+    def _draw(self, shape: tuple[int, ...], dtype: str, seed: Any) -> Any:
+        stddev = self.stddev(shape)
+        if self.distribution == "uniform":
+            return _sampling.uniform(shape, math.sqrt(3.0) * stddev, dtype, seed)
+        if self.distribution == "untruncated_normal":
+            return _sampling.normal(shape, stddev, dtype, seed)
+        return _sampling.truncated_normal(shape, stddev, dtype, seed)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), **self._scheme_config(), **self._axes_config()}
+
+    def _scheme_config(self) -> dict[str, Any]:
+        """The arguments that pick the scheme; subclasses replace this."""
+        return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution}
+
+    def _axes_config(self) -> dict[str, Any]:
+        return {"input_axes": self.input_axes, "output_axes": self.output_axes}
+
+
+class SigmoidNormal(VarianceScaling):
+    """The sigmoid initializer: W ~ N(0, 4 / fan_in), untruncated.
+
+        std = sqrt(4 / fan_in) = 2 / sqrt(fan_in)     (gain 2, scale 4)
+
+    A sigmoid's slope at 0 is 1/4, so a layer of sigmoids passes a quarter of
+    the signal a linear layer would; four times the LeCun variance (1/fan_in)
+    makes up for it. It is the "factor 4" cousin of He's 2 / fan_in for ReLU
+    and Xavier's 1 / fan_in or 2 / (fan_in + fan_out) for tanh. It is not
+    PyTorch's gain 1 for sigmoid, nor the "4 times the Glorot bound" rule
+    (16 times Glorot's variance). fan_in is in * prod(receptive_field) for a
+    kernel laid out ``(*receptive_field, in, out)``.
+
+    Args:
+        seed: An int, None or a ``keras.random.SeedGenerator`` (see README).
+        input_axes: Input axes of the kernel, or None for the Keras layout.
+        output_axes: Output axes of the kernel, or None.
+
+    Example:
+        >>> layer = keras.layers.Dense(64, activation="sigmoid",
+        ...                            kernel_initializer="sigmoid_normal")
+        >>> tuple(SigmoidNormal(seed=1)((784, 64)).shape)
+        (784, 64)
+
+    Reference:
+        LeCun et al., 1998, "Efficient BackProp" (the sigmoid's slope of 1/4);
+        Glorot & Bengio, 2010, https://proceedings.mlr.press/v9/glorot10a.html
+    """
+
+    _SCALE = 4.0
+    _DISTRIBUTION: Distribution = "untruncated_normal"
+
+    def __init__(self, seed: Seed = None, input_axes: Axes = None, output_axes: Axes = None):
+        super().__init__(self._SCALE, "fan_in", self._DISTRIBUTION, seed, input_axes, output_axes)
+
+    def _scheme_config(self) -> dict[str, Any]:
+        return {}
+
+
+class SigmoidUniform(SigmoidNormal):
+    """The sigmoid initializer, uniform: W ~ U(-sqrt(12 / fan_in), +sqrt(12 / fan_in)).
+
+        Var(W) = 4 / fan_in, as SigmoidNormal; the bound is sqrt(3) times the std.
+
+    fan_in is in * prod(receptive_field) for a kernel laid out
+    ``(*receptive_field, in, out)``.
+
+    Args:
+        seed: An int, None or a ``keras.random.SeedGenerator`` (see README).
+        input_axes: Input axes of the kernel, or None for the Keras layout.
+        output_axes: Output axes of the kernel, or None.
+
+    Example:
+        >>> tuple(SigmoidUniform(seed=1)((3, 3, 8, 16)).shape)
+        (3, 3, 8, 16)
+
+    Reference:
+        LeCun et al., 1998, "Efficient BackProp";
+        Glorot & Bengio, 2010, https://proceedings.mlr.press/v9/glorot10a.html
+    """
+
+    _DISTRIBUTION: Distribution = "uniform"
+
+
+class XavierNormal(VarianceScaling):
+    """PyTorch's ``xavier_normal_``: W ~ N(0, gain^2 * 2 / (fan_in + fan_out)).
+
+        std = gain * sqrt(2 / (fan_in + fan_out)), untruncated
+        (Keras's GlorotNormal is truncated; this one is not).
+
+    Fans follow the kernel layout ``(*receptive_field, in, out)``.
+
+    Args:
+        gain: Std multiplier, a finite number > 0; see ``calculate_gain``.
+        seed: An int, None or a ``keras.random.SeedGenerator`` (see README).
+        input_axes: Input axes of the kernel, or None for the Keras layout.
+        output_axes: Output axes of the kernel, or None.
+
+    Example:
+        >>> init = XavierNormal(gain=calculate_gain("tanh"), seed=0)
+        >>> tuple(init((128, 64)).shape)
+        (128, 64)
+
+    Reference:
+        Glorot & Bengio, 2010, "Understanding the difficulty of training deep
+        feedforward neural networks",
+        https://proceedings.mlr.press/v9/glorot10a.html
+    """
+
+    _DISTRIBUTION: Distribution = "untruncated_normal"
+
+    def __init__(
+        self,
+        gain: float = 1.0,
+        seed: Seed = None,
+        input_axes: Axes = None,
+        output_axes: Axes = None,
+    ) -> None:
+        self.gain = check_positive("gain", gain)
+        super().__init__(self.gain**2, "fan_avg", self._DISTRIBUTION, seed, input_axes, output_axes)
+
+    def _scheme_config(self) -> dict[str, Any]:
+        return {"gain": self.gain}
+
+
+class XavierUniform(XavierNormal):
+    """PyTorch's ``xavier_uniform_``: W ~ U(-b, b), b = gain * sqrt(6 / (fan_in + fan_out)).
+
+        Var(W) = gain^2 * 2 / (fan_in + fan_out)
+
+    Fans follow the kernel layout ``(*receptive_field, in, out)``.
+
+    Args:
+        gain: Std multiplier, a finite number > 0; see ``calculate_gain``.
+        seed: An int, None or a ``keras.random.SeedGenerator`` (see README).
+        input_axes: Input axes of the kernel, or None for the Keras layout.
+        output_axes: Output axes of the kernel, or None.
+
+    Example:
+        >>> tuple(XavierUniform(seed=0)((128, 64)).shape)
+        (128, 64)
+
+    Reference:
+        Glorot & Bengio, 2010, https://proceedings.mlr.press/v9/glorot10a.html
+    """
+
+    _DISTRIBUTION: Distribution = "uniform"
+
+
+class KaimingNormal(VarianceScaling):
+    """PyTorch's ``kaiming_normal_``: W ~ N(0, gain^2 / fan), untruncated.
+
+        std = gain / sqrt(fan), gain = calculate_gain(nonlinearity, a),
+        fan = fan_in or fan_out as ``mode`` says.
+
+    With the defaults (leaky_relu, a=0) gain = sqrt(2): He's 2 / fan_in.
+    Fans follow the kernel layout ``(*receptive_field, in, out)``.
+
+    Args:
+        a: The negative slope of leaky_relu, a finite number; must be 0 for
+            every other nonlinearity.
+        mode: "fan_in" (keeps the forward signal) or "fan_out" (keeps the
+            backward gradient).
+        nonlinearity: A name from ``calculate_gain``'s table.
+        seed: An int, None or a ``keras.random.SeedGenerator`` (see README).
+        input_axes: Input axes of the kernel, or None for the Keras layout.
+        output_axes: Output axes of the kernel, or None.
+
+    Raises:
+        ValueError: For a non-finite ``a``, a non-zero ``a`` with a
+            nonlinearity other than leaky_relu, or an unknown ``mode`` or
+            ``nonlinearity``.
+
+    Example:
+        >>> init = KaimingNormal(nonlinearity="relu", seed=0)
+        >>> round(init.stddev((50, 10)), 6)
+        0.2
+
+    Reference:
+        He et al., 2015, "Delving Deep into Rectifiers",
+        https://arxiv.org/abs/1502.01852
+    """
+
+    _DISTRIBUTION: Distribution = "untruncated_normal"
+
+    def __init__(
+        self,
+        a: float = 0.0,
+        mode: KaimingMode = "fan_in",
+        nonlinearity: Nonlinearity = "leaky_relu",
+        seed: Seed = None,
+        input_axes: Axes = None,
+        output_axes: Axes = None,
+    ) -> None:
+        self.a = check_finite("a", a)
+        check_choice("mode", mode, get_args(KaimingMode))
+        self.nonlinearity = check_choice("nonlinearity", nonlinearity, get_args(Nonlinearity))
+        if nonlinearity != "leaky_relu" and self.a != 0.0:
+            raise ValueError(
+                "`a` is the negative slope of 'leaky_relu' and must be 0 for "
+                f"nonlinearity={nonlinearity!r}. Received: a={a!r}"
+            )
+        slope = self.a if nonlinearity == "leaky_relu" else None
+        gain = calculate_gain(nonlinearity, slope)
+        super().__init__(gain**2, mode, self._DISTRIBUTION, seed, input_axes, output_axes)
+
+    def _scheme_config(self) -> dict[str, Any]:
+        return {"a": self.a, "mode": self.mode, "nonlinearity": self.nonlinearity}
+
+
+class KaimingUniform(KaimingNormal):
+    """PyTorch's ``kaiming_uniform_``: W ~ U(-b, b), b = gain * sqrt(3 / fan).
+
+        Var(W) = gain^2 / fan, gain = calculate_gain(nonlinearity, a).
+
+    Porting from PyTorch: ``KaimingUniform(a=math.sqrt(5))`` is PyTorch's
+    default weight init of ``nn.Linear`` and ``nn.Conv*``,
+    U(-1 / sqrt(fan_in), 1 / sqrt(fan_in)) (gain sqrt(1/3)). Fans follow the
+    kernel layout ``(*receptive_field, in, out)``, which matches PyTorch's fan
+    of the transposed weight.
+
+    Args:
+        a: The negative slope of leaky_relu, a finite number; must be 0 for
+            every other nonlinearity.
+        mode: "fan_in" or "fan_out".
+        nonlinearity: A name from ``calculate_gain``'s table.
+        seed: An int, None or a ``keras.random.SeedGenerator`` (see README).
+        input_axes: Input axes of the kernel, or None for the Keras layout.
+        output_axes: Output axes of the kernel, or None.
+
+    Example:
+        >>> torch_default = KaimingUniform(a=math.sqrt(5), seed=0)
+        >>> round(math.sqrt(3) * torch_default.stddev((64, 10)), 6)  # the bound
+        0.125
+
+    Reference:
+        He et al., 2015, https://arxiv.org/abs/1502.01852;
+        PyTorch ``torch.nn.init.kaiming_uniform_``, ``nn.Linear.reset_parameters``
+    """
+
+    _DISTRIBUTION: Distribution = "uniform"
