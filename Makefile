@@ -1,0 +1,40 @@
+# The README's two commands: `make demo` and `make test`. Each sets up its own
+# .venv first (once; again whenever pyproject.toml or this file changes).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+BACKENDS := tensorflow jax torch
+# CPU builds of the three backends. torch is pinned so pip takes the CPU
+# wheel rather than a multi-GB CUDA build; override on a machine with a GPU.
+BACKEND_PACKAGES ?= tensorflow-cpu jax "torch==2.13.0"
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev,examples]" $(BACKEND_PACKAGES)
+	touch $(STAMP)
+
+demo: $(STAMP)
+	KERAS_BACKEND=$${KERAS_BACKEND:-tensorflow} $(BIN)/python examples/quickstart.py
+
+# One pytest process per backend; every backend runs, and the target fails if any failed.
+test: $(STAMP)
+	@failed=""; \
+	for backend in $(BACKENDS); do \
+		echo "=== KERAS_BACKEND=$$backend ==="; \
+		KERAS_BACKEND=$$backend $(BIN)/python -m pytest $(PYTEST_ARGS) || failed="$$failed $$backend"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "FAILED on:$$failed"; exit 1; fi; \
+	echo "All backends passed: $(BACKENDS)"
+
+lint: $(STAMP)
+	$(BIN)/ruff check keras_inits tests examples
+	$(BIN)/ruff format --check keras_inits tests examples
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) out build *.egg-info

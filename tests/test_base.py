@@ -1,0 +1,164 @@
+"""The seed policy, input checks and config handling shared by every class."""
+
+import keras
+import numpy as np
+import pytest
+from helpers import backend_has_float64, to_numpy
+
+import keras_inits as ki
+from keras_inits._base import derive_seed
+
+SHAPE = (32, 16)
+
+
+def draw(initializer, shape=SHAPE):
+    return to_numpy(initializer(shape))
+
+
+def test_derive_seed_is_a_hash_not_a_sum():
+    assert derive_seed(0, 1) != derive_seed(1, 0)
+    assert derive_seed(7, 0) == derive_seed(7, 0)
+    subseeds = {derive_seed(seed, k) for seed in range(50) for k in range(50)}
+    assert len(subseeds) == 2500
+    assert all(1 <= s < 2**31 for s in subseeds)
+
+
+def test_int_seed_reproduces_the_sequence_of_calls():
+    first, second = ki.SigmoidNormal(seed=42), ki.SigmoidNormal(seed=42)
+    a0, a1 = draw(first), draw(first)
+    b0, b1 = draw(second), draw(second)
+    np.testing.assert_array_equal(a0, b0)
+    np.testing.assert_array_equal(a1, b1)
+    assert not np.array_equal(a0, a1)
+
+
+def test_call_k_of_a_seed_differs_from_call_k_minus_1_of_the_next_seed():
+    shared = ki.SigmoidNormal(seed=3)
+    draw(shared)
+    second_call = draw(shared)
+    next_seed_first_call = draw(ki.SigmoidNormal(seed=4))
+    assert not np.array_equal(second_call, next_seed_first_call)
+
+
+def test_seeded_instance_shared_by_two_layers_gives_different_kernels():
+    initializer = ki.SigmoidNormal(seed=11)
+    model = keras.Sequential(
+        [
+            keras.Input((16,)),
+            keras.layers.Dense(16, kernel_initializer=initializer),
+            keras.layers.Dense(16, kernel_initializer=initializer),
+        ]
+    )
+    first, second = (to_numpy(layer.kernel) for layer in model.layers)
+    assert not np.array_equal(first, second)
+
+
+def test_unseeded_calls_differ():
+    initializer = ki.SigmoidNormal()
+    assert not np.array_equal(draw(initializer), draw(initializer))
+
+
+def test_unseeded_build_is_reproducible_under_set_random_seed():
+    def build():
+        keras.utils.set_random_seed(1234)
+        initializer = ki.XavierUniform()
+        return [draw(initializer), draw(ki.SmallNormal()), draw(initializer)]
+
+    first, second = build(), build()
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first[0], first[2])
+
+
+def test_seed_generator_keeps_keras_stream_semantics():
+    def stream(seed):
+        initializer = ki.KaimingUniform(seed=keras.random.SeedGenerator(seed))
+        return draw(initializer), draw(initializer)
+
+    a0, a1 = stream(5)
+    b0, b1 = stream(5)
+    np.testing.assert_array_equal(a0, b0)
+    np.testing.assert_array_equal(a1, b1)
+    assert not np.array_equal(a0, a1)
+
+
+@pytest.mark.parametrize("shape", [(0,), (0, 5), (3, 3, 0, 4), (2, 0, 0)])
+def test_zero_size_shape_returns_an_empty_tensor(shape):
+    output = ki.SigmoidNormal(seed=0)(shape, dtype="float32")
+    assert tuple(output.shape) == shape
+    assert keras.backend.standardize_dtype(output.dtype) == "float32"
+
+
+def test_scalar_shape_is_one_value():
+    output = ki.SmallUniform(seed=0)(())
+    assert tuple(output.shape) == ()
+    assert abs(float(to_numpy(output))) <= 0.1
+
+
+@pytest.mark.parametrize("shape", [(-1, 4), (3, -2)])
+def test_negative_dimension_is_refused(shape):
+    with pytest.raises(ValueError) as info:
+        ki.SigmoidNormal()(shape)
+    assert str(info.value) == (
+        f"`shape` must be a tuple of non-negative ints. Received: shape={shape!r}"
+    )
+
+
+@pytest.mark.parametrize("shape", [(2.5, 3), ("a", 3), (True, 3), None])
+def test_non_integer_shape_is_refused(shape):
+    with pytest.raises(TypeError, match="`shape`"):
+        ki.SigmoidNormal()(shape)
+
+
+@pytest.mark.parametrize("dtype", ["int32", "bool", "uint8", "complex64", "nope"])
+def test_non_float_dtype_is_refused(dtype):
+    with pytest.raises(ValueError) as info:
+        ki.SigmoidNormal()((2, 2), dtype=dtype)
+    message = str(info.value)
+    assert "`dtype` must be a floating-point dtype" in message
+    assert f"Received: dtype={dtype!r}" in message
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_requested_dtype_comes_back(dtype):
+    if dtype == "float64" and not backend_has_float64():
+        pytest.skip("this backend has no float64 without its x64 switch")
+    output = ki.XavierNormal(seed=0)(SHAPE, dtype=dtype)
+    assert keras.backend.standardize_dtype(output.dtype) == dtype
+
+
+def test_default_dtype_is_floatx():
+    output = ki.SigmoidNormal(seed=0)(SHAPE)
+    assert keras.backend.standardize_dtype(output.dtype) == keras.config.floatx()
+
+
+def test_from_config_names_an_unknown_key():
+    config = {**ki.SigmoidNormal(seed=1).get_config(), "scale": 4.0}
+    with pytest.raises(ValueError, match=r"does not take: \('scale',\)"):
+        ki.SigmoidNormal.from_config(config)
+
+
+def test_seed_generator_round_trips_through_config():
+    initializer = ki.SmallNormal(seed=keras.random.SeedGenerator(9, name="init_seed"))
+    config = initializer.get_config()
+    rebuilt = ki.SmallNormal.from_config(config)
+    assert isinstance(rebuilt.seed, keras.random.SeedGenerator)
+    assert rebuilt.get_config() == config
+    np.testing.assert_array_equal(draw(initializer), draw(rebuilt))
+
+
+def test_repr_shows_the_config():
+    assert repr(ki.SmallUniform(limit=0.05, seed=2)) == "SmallUniform(seed=2, limit=0.05)"
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="jax.jit tracing is JAX's")
+@pytest.mark.parametrize("seed", [None, 17])
+def test_call_traces_under_jax_jit(seed):
+    import jax
+
+    initializer = ki.VarianceScaling(scale=2.0, seed=seed)
+    jitted = jax.jit(initializer.__call__, static_argnames=("shape", "dtype"))
+    values = np.asarray(jitted(shape=(256, 64), dtype="float32"))
+    assert values.shape == (256, 64)
+    assert np.all(np.isfinite(values))
+    assert np.abs(values).max() <= 2 * initializer.stddev((256, 64)) / 0.87962566103423978 + 1e-6

@@ -1,0 +1,85 @@
+"""String names: ours resolve in every form, Keras's keep meaning Keras's."""
+
+import keras
+import pytest
+from keras.src.initializers import ALL_OBJECTS_DICT as KERAS_TABLE
+
+import keras_inits as ki
+from keras_inits._registry import CLASSES, registered_name, snake_case
+
+
+def test_names_lists_one_name_per_class_sorted():
+    names = ki.names()
+    assert names == tuple(sorted(names))
+    assert len(names) == len(CLASSES)
+    assert {"sigmoid_normal", "sigmoid_uniform", "xavier_normal", "kaiming_uniform"} <= set(names)
+    assert "keras_inits>VarianceScaling" in names
+    assert "VarianceScaling" not in names and "variance_scaling" not in names
+
+
+@pytest.mark.parametrize("name", ki.names())
+def test_every_listed_name_resolves_to_our_class(name):
+    initializer = keras.initializers.get(name)
+    assert type(initializer) in CLASSES
+    assert type(ki.get(name)) is type(initializer)
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda cls: cls.__name__)
+def test_three_spellings_resolve_unless_keras_owns_the_bare_name(cls):
+    assert type(keras.initializers.get(registered_name(cls))) is cls
+    for bare in (cls.__name__, snake_case(cls.__name__)):
+        resolved = type(keras.initializers.get(bare))
+        if bare in KERAS_TABLE:
+            assert resolved is KERAS_TABLE[bare]
+        else:
+            assert resolved is cls
+
+
+@pytest.mark.parametrize("name", sorted(KERAS_TABLE))
+def test_no_keras_initializer_name_is_shadowed(name):
+    keras_class = KERAS_TABLE[name]
+    # Constant is the one built-in without a default argument.
+    config = {"value": 1.0} if keras_class is keras.initializers.Constant else {}
+    identifier = {"class_name": name, "config": config}
+    assert type(keras.initializers.get(identifier)) is keras_class
+    assert type(ki.get(identifier)) is keras_class
+    assert keras.saving.get_registered_object(name) in (None, keras_class)
+
+
+def test_no_bare_name_shadows_any_keras_namespace():
+    custom = keras.saving.get_custom_objects()
+    ours = [name for name, obj in custom.items() if obj in CLASSES and ">" not in name]
+    assert ours, "no bare names registered"
+    for namespace in (keras.layers, keras.losses, keras.metrics, keras.activations,
+                      keras.optimizers, keras.regularizers, keras.constraints, keras.initializers):
+        for name in ours:
+            assert not hasattr(namespace, name), f"{name} shadows {namespace.__name__}.{name}"
+
+
+def test_get_passes_everything_else_through():
+    instance = ki.SmallNormal(seed=1)
+    assert ki.get(instance) is instance
+    assert ki.get(None) is None
+    assert type(ki.get(ki.XavierUniform)) is ki.XavierUniform
+    config = keras.initializers.serialize(ki.KaimingNormal(a=0.2, seed=3))
+    rebuilt = ki.get(config)
+    assert type(rebuilt) is ki.KaimingNormal and rebuilt.get_config() == config["config"]
+
+
+def test_unknown_name_suggests_the_closest():
+    with pytest.raises(ValueError) as info:
+        ki.get("sigmoid_normall")
+    assert str(info.value) == (
+        "Unknown initializer. Did you mean 'sigmoid_normal'? keras_inits.names() lists "
+        "ours, keras.initializers Keras's. Received: identifier='sigmoid_normall'"
+    )
+
+
+def test_unknown_name_without_a_close_match_still_says_what_it_got():
+    with pytest.raises(ValueError, match=r"^Unknown initializer\. keras_inits.*identifier='zzz'$"):
+        ki.get("zzz")
+
+
+def test_keras_names_get_suggested_too():
+    with pytest.raises(ValueError, match="Did you mean 'glorot_normal'"):
+        ki.get("glorot_normall")

@@ -1,0 +1,185 @@
+"""The fan-scaled family draws the distribution its docstring states."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+from helpers import assert_matches, std_tolerance, to_numpy
+from scipy import stats
+
+import keras_inits as ki
+from keras_inits._sampling import TRUNCATED_STD
+
+DENSE = (256, 512)  # fan_in 256, fan_out 512: 131072 values
+CONV = (3, 3, 96, 128)  # fan_in 864, fan_out 1152: 110592 values
+
+
+def fans(shape):
+    receptive = math.prod(shape[:-2])
+    return shape[-2] * receptive, shape[-1] * receptive
+
+
+def normal(std):
+    return stats.norm(0.0, std)
+
+
+def uniform(bound):
+    return stats.uniform(-bound, 2 * bound)
+
+
+def truncated(std):
+    sigma = std / TRUNCATED_STD
+    return stats.truncnorm(-2.0, 2.0, scale=sigma)
+
+
+LEAKY_GAIN = math.sqrt(2.0 / (1.0 + 0.01**2))
+
+# (initializer, expected distribution as a function of (fan_in, fan_out))
+CASES = {
+    "sigmoid_normal": (ki.SigmoidNormal(seed=1), lambda fi, fo: normal(math.sqrt(4 / fi))),
+    "sigmoid_uniform": (ki.SigmoidUniform(seed=2), lambda fi, fo: uniform(math.sqrt(12 / fi))),
+    "xavier_normal": (
+        ki.XavierNormal(gain=5 / 3, seed=3),
+        lambda fi, fo: normal(5 / 3 * math.sqrt(2 / (fi + fo))),
+    ),
+    "xavier_uniform": (
+        ki.XavierUniform(seed=4),
+        lambda fi, fo: uniform(math.sqrt(6 / (fi + fo))),
+    ),
+    "kaiming_normal": (ki.KaimingNormal(seed=5), lambda fi, fo: normal(LEAKY_GAIN / math.sqrt(fi))),
+    "kaiming_normal_relu_fan_out": (
+        ki.KaimingNormal(mode="fan_out", nonlinearity="relu", seed=6),
+        lambda fi, fo: normal(math.sqrt(2 / fo)),
+    ),
+    "kaiming_uniform_torch_default": (
+        ki.KaimingUniform(a=math.sqrt(5), seed=7),
+        lambda fi, fo: uniform(1 / math.sqrt(fi)),
+    ),
+    "kaiming_uniform_tanh_fan_out": (
+        ki.KaimingUniform(mode="fan_out", nonlinearity="tanh", seed=8),
+        lambda fi, fo: uniform(5 / 3 * math.sqrt(3 / fo)),
+    ),
+    "variance_scaling_truncated": (
+        ki.VarianceScaling(scale=2.0, mode="fan_avg", seed=9),
+        lambda fi, fo: truncated(math.sqrt(2.0 / ((fi + fo) / 2))),
+    ),
+    "variance_scaling_untruncated": (
+        ki.VarianceScaling(scale=0.5, distribution="untruncated_normal", seed=10),
+        lambda fi, fo: normal(math.sqrt(0.5 / fi)),
+    ),
+    "variance_scaling_uniform": (
+        ki.VarianceScaling(scale=3.0, mode="fan_out", distribution="uniform", seed=11),
+        lambda fi, fo: uniform(math.sqrt(9.0 / fo)),
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", [DENSE, CONV], ids=["dense", "conv"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_distribution_matches_formula(case, shape):
+    initializer, expected = CASES[case]
+    fan_in, fan_out = fans(shape)
+    values = to_numpy(initializer(shape, dtype="float32"))
+    assert_matches(values, expected(fan_in, fan_out))
+
+
+def test_tolerance_tells_fan_in_from_fan_out():
+    # The std test must be able to fail: the sigmoid draw is rejected against
+    # the same formula with fan_out in place of fan_in.
+    values = to_numpy(ki.SigmoidNormal(seed=0)(DENSE))
+    fan_in, fan_out = fans(DENSE)
+    right, wrong = math.sqrt(4 / fan_in), math.sqrt(4 / fan_out)
+    tolerance = std_tolerance(right, values.size)
+    assert abs(values.std() - right) <= tolerance
+    assert abs(values.std() - wrong) > 10 * tolerance
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("case", ["sigmoid_normal", "xavier_uniform", "variance_scaling_truncated"])
+def test_low_precision_keeps_the_statistics(case, dtype):
+    initializer, expected = CASES[case]
+    output = initializer(DENSE, dtype=dtype)
+    assert keras.backend.standardize_dtype(output.dtype) == dtype
+    # No KS test: rounding to 8 or 11 bits makes the sample discrete.
+    assert_matches(to_numpy(output), expected(*fans(DENSE)), ks=False)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_truncated_normal_never_exceeds_its_bound(dtype):
+    initializer = ki.VarianceScaling(scale=1.0, seed=123)
+    shape = (1000, 1000)
+    bound = 2.0 * initializer.stddev(shape) / TRUNCATED_STD
+    values = to_numpy(initializer(shape, dtype=dtype))
+    cast_bound = float(to_numpy(keras.ops.cast(bound, dtype)))
+    assert np.abs(values).max() <= cast_bound
+    # ...and it reaches close to the bound: the tails are really there.
+    assert np.abs(values).max() > 0.99 * bound
+
+
+def test_uniform_never_exceeds_its_bound():
+    initializer = ki.SigmoidUniform(seed=5)
+    values = to_numpy(initializer((1000, 1000)))
+    bound = math.sqrt(12 / 1000)
+    assert np.abs(values).max() <= np.float32(bound)
+    assert np.abs(values).max() > 0.999 * bound
+
+
+def test_einsum_axes_set_the_fan():
+    # A (64, 4, 32) kernel with inputs on axis 0 has fan_in 64, not 64 * 4.
+    initializer = ki.SigmoidNormal(seed=0, input_axes=[0], output_axes=[1, 2])
+    values = to_numpy(initializer((64, 40, 50)))
+    assert_matches(values, normal(math.sqrt(4 / 64)))
+
+
+def test_stddev_method_matches_the_docstring():
+    assert ki.SigmoidNormal().stddev((100, 7)) == pytest.approx(0.2)
+    assert ki.XavierNormal(gain=2.0).stddev((30, 70)) == pytest.approx(2 * math.sqrt(2 / 100))
+    assert ki.KaimingNormal(nonlinearity="relu").stddev((3, 3, 8, 1)) == pytest.approx(
+        math.sqrt(2 / 72)
+    )
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: ki.VarianceScaling(scale=0.0), "`scale` must be a finite number > 0"),
+        (lambda: ki.VarianceScaling(scale=float("nan")), "Received: scale=nan"),
+        (lambda: ki.VarianceScaling(mode="fan_sum"), "Received: mode='fan_sum'"),
+        (lambda: ki.VarianceScaling(distribution="normal"), "Received: distribution='normal'"),
+        (lambda: ki.XavierNormal(gain=-1.0), "Received: gain=-1.0"),
+        (lambda: ki.KaimingNormal(mode="fan_avg"), "('fan_in', 'fan_out')"),
+        (lambda: ki.KaimingNormal(nonlinearity="gelu"), "Received: nonlinearity='gelu'"),
+        (lambda: ki.KaimingNormal(a=0.1, nonlinearity="relu"), "Received: a=0.1"),
+        (lambda: ki.KaimingNormal(a=float("inf")), "`a` must be a finite number"),
+        (lambda: ki.SigmoidNormal(input_axes=[0]), "given together"),
+        (lambda: ki.SigmoidNormal(input_axes=[0, 0], output_axes=[1]), "must not repeat"),
+    ],
+)
+def test_bad_values_are_refused_at_construction(make, message):
+    with pytest.raises(ValueError, match=None) as info:
+        make()
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: ki.XavierUniform(gain=True), "`gain` must be a real number, not bool"),
+        (lambda: ki.VarianceScaling(scale="2"), "Received: scale='2'"),
+        (lambda: ki.SigmoidNormal(seed=1.5), "Received: seed=1.5"),
+        (lambda: ki.SigmoidNormal(seed=True), "Received: seed=True"),
+        (lambda: ki.VarianceScaling(mode=None), "Received: mode=None"),
+        (lambda: ki.SigmoidNormal(input_axes=[0.5], output_axes=[1]), "input_axes"),
+    ],
+)
+def test_bad_types_are_refused_at_construction(make, message):
+    with pytest.raises(TypeError) as info:
+        make()
+    assert message in str(info.value)
+
+
+def test_axes_out_of_range_are_refused_at_call():
+    initializer = ki.SigmoidNormal(input_axes=[0], output_axes=[3])
+    with pytest.raises(ValueError, match=r"`output_axes` must hold axes in \[-2, 2\)"):
+        initializer((4, 5))
