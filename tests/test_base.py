@@ -162,3 +162,19 @@ def test_call_traces_under_jax_jit(seed):
     assert values.shape == (256, 64)
     assert np.all(np.isfinite(values))
     assert np.abs(values).max() <= 2 * initializer.stddev((256, 64)) / 0.87962566103423978 + 1e-6
+
+
+def test_multi_head_attention_gets_distinct_projection_kernels_when_unseeded():
+    layer = keras.layers.MultiHeadAttention(
+        num_heads=2, key_dim=16, kernel_initializer=ki.SigmoidNormal()
+    )
+    x = keras.ops.ones((1, 3, 16))
+    layer(x, x)
+    kernels = [
+        to_numpy(sub.kernel)
+        for sub in (layer._query_dense, layer._key_dense, layer._value_dense)
+    ]
+    assert kernels[0].shape == kernels[1].shape == kernels[2].shape
+    for i in range(3):
+        for j in range(i + 1, 3):
+            assert not np.array_equal(kernels[i], kernels[j]), (i, j)

@@ -183,3 +183,12 @@ def test_axes_out_of_range_are_refused_at_call():
     initializer = ki.SigmoidNormal(input_axes=[0], output_axes=[3])
     with pytest.raises(ValueError, match=r"`output_axes` must hold axes in \[-2, 2\)"):
         initializer((4, 5))
+
+
+def test_einsum_dense_hands_its_axes_to_the_initializer():
+    # Kernel (256, 8, 64) with inputs on axis 0: fan_in is 256. The plain Keras
+    # layout would take 256 * 8 = 2048 and draw a std sqrt(8) times too small.
+    layer = keras.layers.EinsumDense("ab,bcd->acd", (8, 64), kernel_initializer="sigmoid_normal")
+    layer(keras.ops.ones((1, 256)))
+    assert tuple(layer.kernel.shape) == (256, 8, 64)
+    assert_matches(to_numpy(layer.kernel), normal(math.sqrt(4 / 256)))
