@@ -9,6 +9,8 @@ BACKENDS := tensorflow jax torch
 # wheel rather than a multi-GB CUDA build; override on a machine with a GPU.
 BACKEND_PACKAGES ?= tensorflow-cpu jax "torch==2.13.0"
 PYTEST_ARGS ?=
+# Quieten TensorFlow's C++ start-up logging.
+export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: demo test lint clean
 

@@ -178,3 +178,18 @@ def test_multi_head_attention_gets_distinct_projection_kernels_when_unseeded():
     for i in range(3):
         for j in range(i + 1, 3):
             assert not np.array_equal(kernels[i], kernels[j]), (i, j)
+
+
+def test_unseeded_multi_head_attention_is_reproducible_under_set_random_seed():
+    # The README's advice for attention layers: seed=None plus set_random_seed.
+    def build():
+        keras.utils.set_random_seed(7)
+        layer = keras.layers.MultiHeadAttention(2, 8, kernel_initializer="xavier_uniform")
+        x = keras.ops.ones((1, 3, 8))
+        layer(x, x)
+        return to_numpy(layer._query_dense.kernel), to_numpy(layer._key_dense.kernel)
+
+    (q1, k1), (q2, k2) = build(), build()
+    np.testing.assert_array_equal(q1, q2)
+    np.testing.assert_array_equal(k1, k2)
+    assert not np.array_equal(q1, k1)
