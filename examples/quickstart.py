@@ -40,7 +40,9 @@ def build_model() -> keras.Model:
         [
             keras.Input((8, 8, 1)),
             keras.layers.Conv2D(
-                16, 3, activation="relu",
+                16,
+                3,
+                activation="relu",
                 kernel_initializer=keras_inits.KaimingUniform(a=math.sqrt(5), seed=0),
             ),
             keras.layers.Flatten(),
@@ -55,8 +57,10 @@ def main() -> None:
     keras.utils.set_random_seed(0)
     (x_train, y_train), (x_val, y_val) = load_digits()
     model = build_model()
-    print(f"keras {keras.__version__}, backend {keras.backend.backend()}, "
-          f"keras_inits {keras_inits.__version__}")
+    print(
+        f"keras {keras.__version__}, backend {keras.backend.backend()}, "
+        f"keras_inits {keras_inits.__version__}"
+    )
     for layer in model.layers:
         init = getattr(layer, "kernel_initializer", None)
         if init is not None:
@@ -80,11 +84,13 @@ def main() -> None:
     after = reloaded.predict(x_val, verbose=0)
     same_configs = all(
         a.get_config().get("kernel_initializer") == b.get_config().get("kernel_initializer")
-        for a, b in zip(model.layers, reloaded.layers)
+        for a, b in zip(model.layers, reloaded.layers, strict=True)
     )
     identical = np.array_equal(before, after)
-    print(f"saved and reloaded {os.path.basename(path)}: predictions identical: {identical}, "
-          f"initializer configs identical: {same_configs}")
+    print(
+        f"saved and reloaded {os.path.basename(path)}: predictions identical: {identical}, "
+        f"initializer configs identical: {same_configs}"
+    )
     if not (identical and same_configs):
         raise SystemExit("reloaded model differs from the original")
 

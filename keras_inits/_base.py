@@ -26,13 +26,15 @@ from __future__ import annotations
 import hashlib
 import inspect
 import random as python_random
-from typing import Any
+from typing import Any, TypeAlias
 
 import keras
 
 from keras_inits._validation import check_dtype, check_seed, check_shape
 
-__all__ = ["RandomInitializer", "derive_seed"]
+__all__ = ["RandomInitializer", "Seed", "derive_seed"]
+
+Seed: TypeAlias = "int | keras.random.SeedGenerator | None"
 
 _SEED_RANGE = 2**31 - 1  # sub-seeds in [1, 2**31 - 1]: valid on every backend
 
@@ -60,7 +62,7 @@ class RandomInitializer(keras.initializers.Initializer):
     arguments, implement ``_draw`` and extend ``get_config``.
     """
 
-    def __init__(self, seed: int | keras.random.SeedGenerator | None = None) -> None:
+    def __init__(self, seed: Seed = None) -> None:
         self.seed = check_seed(seed)
         self._init_seed = self.seed  # the name Keras's own initializers use
         self._calls = 0
@@ -115,5 +117,4 @@ class RandomInitializer(keras.initializers.Initializer):
 
 
 def _init_arguments(cls: type) -> tuple[str, ...]:
-    parameters = inspect.signature(cls.__init__).parameters
-    return tuple(sorted(name for name in parameters if name != "self"))
+    return tuple(sorted(inspect.signature(cls).parameters))

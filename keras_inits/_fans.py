@@ -16,7 +16,8 @@ only; it never touches a tensor.
 from __future__ import annotations
 
 import math
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 __all__ = ["Mode", "compute_fans", "fan_for_mode"]
 

@@ -56,7 +56,7 @@ _KERAS_NAMESPACES = (
 
 
 def snake_case(name: str) -> str:
-    """"SigmoidNormal" -> "sigmoid_normal".
+    """ "SigmoidNormal" -> "sigmoid_normal".
 
     Example:
         >>> snake_case("KaimingUniform")

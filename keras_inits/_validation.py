@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 import keras
 
@@ -25,6 +26,8 @@ __all__ = [
 ]
 
 
+_Choice = TypeVar("_Choice", bound=str)
+
 FLOAT_DTYPES = ("bfloat16", "float16", "float32", "float64")
 
 
@@ -37,8 +40,7 @@ def _check_real(name: str, value: Any) -> float:
         raise TypeError(f"`{name}` must be a real number, not bool. {_received(name, value)}")
     if not isinstance(value, numbers.Real):
         raise TypeError(
-            f"`{name}` must be a real number, not {type(value).__name__}. "
-            f"{_received(name, value)}"
+            f"`{name}` must be a real number, not {type(value).__name__}. {_received(name, value)}"
         )
     return float(value)
 
@@ -59,16 +61,14 @@ def check_positive(name: str, value: Any) -> float:
     return number
 
 
-def check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
+def check_choice(name: str, value: Any, allowed: Sequence[_Choice]) -> _Choice:
     """Returns ``value`` if it is one of ``allowed`` (usually a Literal's args)."""
     options = tuple(sorted(allowed))
     if not isinstance(value, str):
-        raise TypeError(
-            f"`{name}` must be a string, one of {options}. {_received(name, value)}"
-        )
+        raise TypeError(f"`{name}` must be a string, one of {options}. {_received(name, value)}")
     if value not in options:
         raise ValueError(f"`{name}` must be one of {options}. {_received(name, value)}")
-    return value
+    return value  # type: ignore[return-value]  # it is one of `allowed`, checked above
 
 
 def check_seed(value: Any) -> Any:
@@ -78,8 +78,7 @@ def check_seed(value: Any) -> Any:
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return int(value)
     raise TypeError(
-        "`seed` must be an int, a keras.random.SeedGenerator or None. "
-        f"{_received('seed', value)}"
+        f"`seed` must be an int, a keras.random.SeedGenerator or None. {_received('seed', value)}"
     )
 
 
@@ -101,9 +100,7 @@ def check_axes(input_axes: Any, output_axes: Any) -> tuple[list[int] | None, lis
 
 def _axis_list(name: str, axes: Any) -> list[int]:
     if isinstance(axes, (str, bytes)) or not isinstance(axes, Sequence):
-        raise TypeError(
-            f"`{name}` must be a list of ints or None. {_received(name, axes)}"
-        )
+        raise TypeError(f"`{name}` must be a list of ints or None. {_received(name, axes)}")
     result = []
     for axis in axes:
         if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
-
 from keras_inits import _sampling
-from keras_inits._base import RandomInitializer
+from keras_inits._base import RandomInitializer, Seed
 from keras_inits._validation import check_positive
 
 __all__ = ["SmallNormal", "SmallUniform"]
@@ -40,9 +38,7 @@ class SmallNormal(RandomInitializer):
         https://proceedings.mlr.press/v9/glorot10a.html
     """
 
-    def __init__(
-        self, stddev: float = 0.1, seed: int | keras.random.SeedGenerator | None = None
-    ) -> None:
+    def __init__(self, stddev: float = 0.1, seed: Seed = None) -> None:
         self.stddev = check_positive("stddev", stddev)
         super().__init__(seed=seed)
 
@@ -75,9 +71,7 @@ class SmallUniform(RandomInitializer):
         https://proceedings.mlr.press/v9/glorot10a.html
     """
 
-    def __init__(
-        self, limit: float = 0.1, seed: int | keras.random.SeedGenerator | None = None
-    ) -> None:
+    def __init__(self, limit: float = 0.1, seed: Seed = None) -> None:
         self.limit = check_positive("limit", limit)
         super().__init__(seed=seed)
 

@@ -18,12 +18,13 @@ itself: ``_fans`` and ``_sampling`` do.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Sequence, get_args
+from collections.abc import Sequence
+from typing import Any, Literal, TypeAlias, get_args
 
 import keras
 
 from keras_inits import _sampling
-from keras_inits._base import RandomInitializer
+from keras_inits._base import RandomInitializer, Seed
 from keras_inits._fans import Mode, compute_fans, fan_for_mode
 from keras_inits._gain import Nonlinearity, calculate_gain
 from keras_inits._validation import check_axes, check_choice, check_finite, check_positive
@@ -41,8 +42,7 @@ __all__ = [
 
 Distribution = Literal["truncated_normal", "untruncated_normal", "uniform"]
 KaimingMode = Literal["fan_in", "fan_out"]
-Seed = int | keras.random.SeedGenerator | None
-Axes = Sequence[int] | None
+Axes: TypeAlias = "Sequence[int] | None"
 
 
 class VarianceScaling(RandomInitializer, keras.initializers.VarianceScaling):

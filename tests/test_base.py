@@ -65,7 +65,7 @@ def test_unseeded_build_is_reproducible_under_set_random_seed():
         return [draw(initializer), draw(ki.SmallNormal()), draw(initializer)]
 
     first, second = build(), build()
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(first[0], first[2])
 
@@ -171,8 +171,7 @@ def test_multi_head_attention_gets_distinct_projection_kernels_when_unseeded():
     x = keras.ops.ones((1, 3, 16))
     layer(x, x)
     kernels = [
-        to_numpy(sub.kernel)
-        for sub in (layer._query_dense, layer._key_dense, layer._value_dense)
+        to_numpy(sub.kernel) for sub in (layer._query_dense, layer._key_dense, layer._value_dense)
     ]
     assert kernels[0].shape == kernels[1].shape == kernels[2].shape
     for i in range(3):

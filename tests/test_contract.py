@@ -94,35 +94,78 @@ def test_unknown_config_key_is_named(cls):
 # (layer factory taking an initializer name, input shape, initializer config keys)
 LAYERS = {
     "Dense": (lambda n: keras.layers.Dense(4, kernel_initializer=n), (8,), ["kernel_initializer"]),
-    "Conv1D": (lambda n: keras.layers.Conv1D(4, 3, kernel_initializer=n), (9, 3), ["kernel_initializer"]),
-    "Conv2D": (lambda n: keras.layers.Conv2D(4, 3, kernel_initializer=n), (6, 6, 3), ["kernel_initializer"]),
-    "Conv3D": (lambda n: keras.layers.Conv3D(4, 3, kernel_initializer=n), (5, 5, 5, 2), ["kernel_initializer"]),
+    "Conv1D": (
+        lambda n: keras.layers.Conv1D(4, 3, kernel_initializer=n),
+        (9, 3),
+        ["kernel_initializer"],
+    ),
+    "Conv2D": (
+        lambda n: keras.layers.Conv2D(4, 3, kernel_initializer=n),
+        (6, 6, 3),
+        ["kernel_initializer"],
+    ),
+    "Conv3D": (
+        lambda n: keras.layers.Conv3D(4, 3, kernel_initializer=n),
+        (5, 5, 5, 2),
+        ["kernel_initializer"],
+    ),
     "Conv1DTranspose": (
-        lambda n: keras.layers.Conv1DTranspose(4, 3, kernel_initializer=n), (9, 3), ["kernel_initializer"]),
+        lambda n: keras.layers.Conv1DTranspose(4, 3, kernel_initializer=n),
+        (9, 3),
+        ["kernel_initializer"],
+    ),
     "Conv2DTranspose": (
-        lambda n: keras.layers.Conv2DTranspose(4, 3, kernel_initializer=n), (6, 6, 3), ["kernel_initializer"]),
+        lambda n: keras.layers.Conv2DTranspose(4, 3, kernel_initializer=n),
+        (6, 6, 3),
+        ["kernel_initializer"],
+    ),
     "Conv3DTranspose": (
-        lambda n: keras.layers.Conv3DTranspose(4, 3, kernel_initializer=n), (4, 4, 4, 2), ["kernel_initializer"]),
+        lambda n: keras.layers.Conv3DTranspose(4, 3, kernel_initializer=n),
+        (4, 4, 4, 2),
+        ["kernel_initializer"],
+    ),
     "DepthwiseConv2D": (
         lambda n: keras.layers.DepthwiseConv2D(3, depth_multiplier=4, depthwise_initializer=n),
-        (6, 6, 3), ["depthwise_initializer"]),
+        (6, 6, 3),
+        ["depthwise_initializer"],
+    ),
     "SeparableConv2D": (
         lambda n: keras.layers.SeparableConv2D(
-            4, 3, depth_multiplier=4, depthwise_initializer=n, pointwise_initializer=n),
-        (6, 6, 3), ["depthwise_initializer", "pointwise_initializer"]),
-    "Embedding": (lambda n: keras.layers.Embedding(50, 8, embeddings_initializer=n), None,
-                  ["embeddings_initializer"]),
-    "SimpleRNN": (lambda n: keras.layers.SimpleRNN(4, kernel_initializer=n, recurrent_initializer=n),
-                  (5, 3), ["kernel_initializer", "recurrent_initializer"]),
-    "LSTM": (lambda n: keras.layers.LSTM(4, kernel_initializer=n, recurrent_initializer=n),
-             (5, 3), ["kernel_initializer", "recurrent_initializer"]),
-    "GRU": (lambda n: keras.layers.GRU(4, kernel_initializer=n, recurrent_initializer=n),
-            (5, 3), ["kernel_initializer", "recurrent_initializer"]),
-    "EinsumDense": (lambda n: keras.layers.EinsumDense("ab,bcd->acd", (4, 6), kernel_initializer=n),
-                    (8,), ["kernel_initializer"]),
+            4, 3, depth_multiplier=4, depthwise_initializer=n, pointwise_initializer=n
+        ),
+        (6, 6, 3),
+        ["depthwise_initializer", "pointwise_initializer"],
+    ),
+    "Embedding": (
+        lambda n: keras.layers.Embedding(50, 8, embeddings_initializer=n),
+        None,
+        ["embeddings_initializer"],
+    ),
+    "SimpleRNN": (
+        lambda n: keras.layers.SimpleRNN(4, kernel_initializer=n, recurrent_initializer=n),
+        (5, 3),
+        ["kernel_initializer", "recurrent_initializer"],
+    ),
+    "LSTM": (
+        lambda n: keras.layers.LSTM(4, kernel_initializer=n, recurrent_initializer=n),
+        (5, 3),
+        ["kernel_initializer", "recurrent_initializer"],
+    ),
+    "GRU": (
+        lambda n: keras.layers.GRU(4, kernel_initializer=n, recurrent_initializer=n),
+        (5, 3),
+        ["kernel_initializer", "recurrent_initializer"],
+    ),
+    "EinsumDense": (
+        lambda n: keras.layers.EinsumDense("ab,bcd->acd", (4, 6), kernel_initializer=n),
+        (8,),
+        ["kernel_initializer"],
+    ),
     "MultiHeadAttention": (
         lambda n: keras.layers.MultiHeadAttention(num_heads=2, key_dim=4, kernel_initializer=n),
-        (5, 6), ["kernel_initializer"]),
+        (5, 6),
+        ["kernel_initializer"],
+    ),
 }
 
 

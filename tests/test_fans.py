@@ -37,9 +37,7 @@ def test_axes_overlap():
         compute_fans((3, 4, 5), [0, 1], [-2])
 
 
-@pytest.mark.parametrize(
-    "mode, expected", [("fan_in", 10.0), ("fan_out", 30.0), ("fan_avg", 20.0)]
-)
+@pytest.mark.parametrize("mode, expected", [("fan_in", 10.0), ("fan_out", 30.0), ("fan_avg", 20.0)])
 def test_fan_for_mode(mode, expected):
     assert fan_for_mode(mode, 10, 30) == expected
 

@@ -48,11 +48,15 @@ def test_unknown_nonlinearity():
 
 
 def test_param_for_a_nonlinearity_without_one_is_refused():
-    with pytest.raises(ValueError, match=r"must be None for nonlinearity='relu'\. Received: param=0\.1"):
+    with pytest.raises(
+        ValueError, match=r"must be None for nonlinearity='relu'\. Received: param=0\.1"
+    ):
         ki.calculate_gain("relu", 0.1)
 
 
-@pytest.mark.parametrize("param, error", [(True, TypeError), ("0.1", TypeError), (math.nan, ValueError)])
+@pytest.mark.parametrize(
+    "param, error", [(True, TypeError), ("0.1", TypeError), (math.nan, ValueError)]
+)
 def test_bad_param(param, error):
     with pytest.raises(error, match=r"Received: param="):
         ki.calculate_gain("leaky_relu", param)

@@ -50,8 +50,16 @@ def test_no_bare_name_shadows_any_keras_namespace():
     custom = keras.saving.get_custom_objects()
     ours = [name for name, obj in custom.items() if obj in CLASSES and ">" not in name]
     assert ours, "no bare names registered"
-    for namespace in (keras.layers, keras.losses, keras.metrics, keras.activations,
-                      keras.optimizers, keras.regularizers, keras.constraints, keras.initializers):
+    for namespace in (
+        keras.layers,
+        keras.losses,
+        keras.metrics,
+        keras.activations,
+        keras.optimizers,
+        keras.regularizers,
+        keras.constraints,
+        keras.initializers,
+    ):
         for name in ours:
             assert not hasattr(namespace, name), f"{name} shadows {namespace.__name__}.{name}"
 

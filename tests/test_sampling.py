@@ -39,7 +39,9 @@ def test_normal_and_uniform():
     assert np.abs(values).max() <= np.float32(0.2)
 
 
-@pytest.mark.parametrize("sampler", [_sampling.normal, _sampling.uniform, _sampling.truncated_normal])
+@pytest.mark.parametrize(
+    "sampler", [_sampling.normal, _sampling.uniform, _sampling.truncated_normal]
+)
 def test_same_int_seed_same_values(sampler):
     a = to_numpy(sampler((50,), 1.0, "float32", seed=11))
     b = to_numpy(sampler((50,), 1.0, "float32", seed=11))

@@ -58,7 +58,9 @@ def test_initializer_configs_identical_after_loading(original, reloaded, fmt):
     model, _ = original
     expected = saving_roundtrip.initializer_configs(model)
     ours = [
-        v for layer in expected.values() for v in layer.values()
+        v
+        for layer in expected.values()
+        for v in layer.values()
         if str(v.get("registered_name", "")).startswith("keras_inits>")
     ]
     assert len(ours) >= 10, "the model should use our initializers throughout"
