@@ -1,9 +1,14 @@
 """The seed policy, input checks and config handling shared by every class."""
 
+import math
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
-from helpers import backend_has_float64, to_numpy
+from helpers import backend_has_float64, std_tolerance, to_numpy
+from scipy import stats
 
 import keras_inits as ki
 from keras_inits._base import derive_seed
@@ -192,3 +197,39 @@ def test_unseeded_multi_head_attention_is_reproducible_under_set_random_seed():
     np.testing.assert_array_equal(q1, q2)
     np.testing.assert_array_equal(k1, k2)
     assert not np.array_equal(q1, k1)
+
+
+SHARDED_INIT = """
+import os
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+import jax, numpy as np
+import keras_inits as ki
+mesh = jax.sharding.Mesh(np.array(jax.devices()), ("model",))
+sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, "model"))
+for init in (ki.SigmoidNormal(), ki.VarianceScaling(seed=3), ki.SmallUniform(seed=1)):
+    # What Keras does for a large variable under keras.distribution.
+    jitted = jax.jit(init.__call__, out_shardings=sharding, static_argnames=["shape", "dtype"])
+    value = jitted(shape=(256, 512), dtype="float32")
+    print(len(value.addressable_shards), value.sharding.spec[1], float(np.std(np.asarray(value))))
+"""
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="output shardings are JAX's")
+def test_call_traces_under_jax_jit_with_a_sharding():
+    completed = subprocess.run(
+        [sys.executable, "-c", SHARDED_INIT], capture_output=True, text=True, timeout=300
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    lines = completed.stdout.strip().splitlines()
+    truncated_kurtosis = float(stats.truncnorm(-2, 2).stats(moments="k"))
+    # (std, excess kurtosis) of normal, truncated normal and uniform draws
+    expected = (
+        (math.sqrt(4 / 256), 0.0),
+        (math.sqrt(1 / 256), truncated_kurtosis),
+        (0.1 / math.sqrt(3), -1.2),
+    )
+    assert len(lines) == len(expected)
+    for line, (sigma, kurtosis) in zip(lines, expected, strict=True):
+        shards, axis, std = line.split()
+        assert (shards, axis) == ("2", "model")
+        assert abs(float(std) - sigma) <= std_tolerance(sigma, 256 * 512, kurtosis)
