@@ -79,7 +79,8 @@ def test_loading_without_import_fails_loudly(reloaded):
     # Why the README says "import keras_inits before load_model".
     message = reloaded["without_import"]
     assert message != "loaded"
-    assert "keras_inits>" in message
+    assert "Could not interpret initializer identifier" in message
+    assert "'registered_name': 'keras_inits>" in message
 
 
 def test_seeded_draw_is_the_same_in_every_process(reloaded):
