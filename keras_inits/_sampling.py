@@ -8,7 +8,8 @@ trace a call under ``jax.jit`` with an output sharding.
 float16 and bfloat16 are drawn in float32 and cast: drawing in 16 bits would
 bias the tails and the inverse CDF. This module must never return a value
 outside the distribution's support: a truncated normal has no value beyond
-its bound, on every backend.
+its bound, on every backend, and a draw the dtype cannot hold (inf, or all
+zeros) is refused with an error naming ``dtype``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,36 @@ TRUNCATED_STD = 0.87962566103423978
 # The standard normal's mass within 2 std, as erf: Phi(2) - Phi(-2) = erf(sqrt(2)).
 _ERF_SQRT2 = 0.9544997361036416
 _LOW_PRECISION = ("float16", "bfloat16")
+# (largest finite value, smallest positive subnormal) of each float dtype.
+_RANGE = {
+    "float16": (65504.0, 2.0**-24),
+    "bfloat16": (3.3895313892515355e38, 2.0**-133),
+    "float32": (3.4028234663852886e38, 2.0**-149),
+    "float64": (1.7976931348623157e308, 5e-324),
+}
+# A standard normal exceeds 8.5 in absolute value with probability 1.9e-17.
+_NORMAL_REACH = 8.5
+
+
+def _check_range(stddev: float, reach: float, dtype: str) -> None:
+    """Refuses a draw that ``dtype`` cannot hold: inf values, or nothing but zeros.
+
+    ``reach`` is the largest |value| the draw can produce (or, for an
+    untruncated normal, will in practice), in units of ``stddev``.
+    """
+    largest, smallest = _RANGE[dtype]
+    if stddev * reach > largest:
+        raise ValueError(
+            f"`dtype` cannot hold draws with std {stddev:.6g}: values reach "
+            f"{stddev * reach:.6g}, beyond its largest value {largest:.6g}. "
+            f"Received: dtype={dtype!r}"
+        )
+    if stddev < smallest:
+        raise ValueError(
+            f"`dtype` cannot hold draws with std {stddev:.6g}: nearly every value would "
+            f"round to 0 (its smallest positive value is {smallest:.6g}). "
+            f"Received: dtype={dtype!r}"
+        )
 
 
 def _draw_dtype(dtype: str) -> str:
@@ -38,6 +69,7 @@ def _finish(values: Any, dtype: str) -> Any:
 
 def uniform(shape: tuple[int, ...], limit: float, dtype: str, seed: Any) -> Any:
     """U(-limit, limit): mean 0, std limit / sqrt(3)."""
+    _check_range(limit / math.sqrt(3.0), math.sqrt(3.0), dtype)
     values = keras.random.uniform(
         shape, minval=-limit, maxval=limit, dtype=_draw_dtype(dtype), seed=seed
     )
@@ -46,6 +78,7 @@ def uniform(shape: tuple[int, ...], limit: float, dtype: str, seed: Any) -> Any:
 
 def normal(shape: tuple[int, ...], stddev: float, dtype: str, seed: Any) -> Any:
     """N(0, stddev^2), untruncated."""
+    _check_range(stddev, _NORMAL_REACH, dtype)
     values = keras.random.normal(
         shape, mean=0.0, stddev=stddev, dtype=_draw_dtype(dtype), seed=seed
     )
@@ -60,6 +93,7 @@ def truncated_normal(shape: tuple[int, ...], stddev: float, dtype: str, seed: An
     rejection loop, and a final clip guards the bound against rounding in
     erfinv, so no value ever lies beyond 2 * stddev / TRUNCATED_STD.
     """
+    _check_range(stddev, 2.0 / TRUNCATED_STD, dtype)
     draw_dtype = _draw_dtype(dtype)
     sigma = stddev / TRUNCATED_STD  # std of the underlying untruncated normal
     bound = 2.0 * sigma

@@ -6,6 +6,7 @@ import pytest
 from helpers import assert_matches, to_numpy
 from scipy import stats
 
+import keras_inits as ki
 from keras_inits import _sampling
 from keras_inits._sampling import TRUNCATED_STD
 
@@ -55,3 +56,36 @@ def test_low_precision_is_drawn_in_float32_then_cast(dtype):
     high = _sampling.truncated_normal((64,), 1.0, "float32", seed=seed)
     assert keras.backend.standardize_dtype(low.dtype) == dtype
     np.testing.assert_array_equal(to_numpy(low), to_numpy(keras.ops.cast(high, dtype)))
+
+
+def test_range_table_matches_the_dtypes():
+    import ml_dtypes  # a Keras dependency
+
+    for name, (largest, smallest) in _sampling._RANGE.items():
+        info = ml_dtypes.finfo(getattr(ml_dtypes, name, None) or np.dtype(name))
+        assert (largest, smallest) == (float(info.max), float(info.smallest_subnormal)), name
+
+
+@pytest.mark.parametrize(
+    "initializer, message",
+    [
+        (lambda: ki.SmallNormal(stddev=1e4), "values reach 85000"),
+        (lambda: ki.SmallUniform(limit=7e4), "values reach 70000"),
+        (lambda: ki.SmallNormal(stddev=1e-8), "nearly every value would round to 0"),
+    ],
+)
+def test_draw_the_dtype_cannot_hold_is_refused(initializer, message):
+    with pytest.raises(ValueError) as info:
+        initializer()((4, 4), dtype="float16")
+    assert message in str(info.value)
+    assert str(info.value).startswith("`dtype` cannot hold draws with std")
+    assert str(info.value).endswith("Received: dtype='float16'")
+    assert np.all(np.isfinite(to_numpy(initializer()((4, 4), dtype="float32"))))
+
+
+def test_variance_scaling_overflow_is_refused_for_its_shape():
+    # scale 1e10 on fan_in 1: bound 2 * 1e5 / 0.88 overflows float16, not float32.
+    initializer = ki.VarianceScaling(scale=1e10, seed=0)
+    with pytest.raises(ValueError, match="Received: dtype='float16'"):
+        initializer((1, 4), dtype="float16")
+    assert np.all(np.isfinite(to_numpy(initializer((1, 4), dtype="float32"))))
