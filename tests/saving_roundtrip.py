@@ -120,6 +120,9 @@ def load_all(directory: str) -> dict:
         exported = tf.saved_model.load(os.path.join(directory, "savedmodel"))
         # Keep `exported` referenced while serving: its variables live on it.
         results["savedmodel"] = {"predictions": np.asarray(exported.serve(x)).tolist()}
+    keras.utils.set_random_seed(0)  # as test_saving.py did before building
+    rebuilt = build_model()
+    results["rebuilt"] = {"predictions": np.asarray(rebuilt.predict(x, verbose=0)).tolist()}
     results["seeded_draw"] = keras.ops.convert_to_numpy(ki.SigmoidNormal(seed=3)((4, 4))).tolist()
     return results
 

@@ -192,3 +192,20 @@ def test_einsum_dense_hands_its_axes_to_the_initializer():
     layer(keras.ops.ones((1, 256)))
     assert tuple(layer.kernel.shape) == (256, 8, 64)
     assert_matches(to_numpy(layer.kernel), normal(math.sqrt(4 / 256)))
+
+
+@pytest.mark.parametrize(
+    "initializer, expected",
+    [
+        (ki.XavierNormal(gain=3.0), normal(3.0 * math.sqrt(2 / (256 + 512)))),
+        (ki.KaimingNormal(mode="fan_out", nonlinearity="tanh"), normal(5 / 3 / math.sqrt(512))),
+        (ki.SmallUniform(limit=0.3), uniform(0.3)),
+    ],
+    ids=["xavier_gain_3", "kaiming_tanh_fan_out", "small_uniform"],
+)
+def test_einsum_dense_keeps_the_config_when_it_clones(initializer, expected):
+    # EinsumDense rebuilds a VarianceScaling from its config to add the axes:
+    # gain, mode and nonlinearity must survive that, or the std would be off.
+    layer = keras.layers.EinsumDense("ab,bcd->acd", (8, 64), kernel_initializer=initializer)
+    layer(keras.ops.ones((1, 256)))
+    assert_matches(to_numpy(layer.kernel), expected)
