@@ -21,6 +21,7 @@ __all__ = [
     "check_dtype",
     "check_finite",
     "check_positive",
+    "check_positive_int",
     "check_seed",
     "check_shape",
 ]
@@ -59,6 +60,17 @@ def check_positive(name: str, value: Any) -> float:
     if not (math.isfinite(number) and number > 0):
         raise ValueError(f"`{name}` must be a finite number > 0. {_received(name, value)}")
     return number
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    """Returns ``value`` as an int; it must be an integer (not bool) >= 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"`{name}` must be an int, not {type(value).__name__}. {_received(name, value)}"
+        )
+    if value < 1:
+        raise ValueError(f"`{name}` must be an int >= 1. {_received(name, value)}")
+    return int(value)
 
 
 def check_choice(name: str, value: Any, allowed: Sequence[_Choice]) -> _Choice:

@@ -1,0 +1,91 @@
+"""Pictures of ``layer_stats``: how the signal and its gradient change with depth.
+
+matplotlib is optional (``keras-inits[plot]``) and imported only when a
+plot is drawn; the figure is rendered off-screen (Agg), so this works on a
+machine without a display and never touches pyplot's global state.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+from keras_inits._extras import import_optional
+from keras_inits.diagnostics._stats import LayerStats
+
+__all__ = ["plot_stats"]
+
+
+def plot_stats(
+    stats: Mapping[str, Sequence[LayerStats]],
+    path: str | os.PathLike[str],
+    loss_curves: Mapping[str, Sequence[float]] | None = None,
+    title: str | None = None,
+) -> str:
+    """Writes a PNG of activation std, saturation and gradient norm by depth.
+
+    One line per initializer (the keys of ``stats``) in each panel: the std
+    of each layer's output across the inputs (``LayerStats.signal_std``, log
+    scale), the fraction of saturated outputs, and the norm
+    of the loss's gradient with respect to each kernel (log scale). Given
+    ``loss_curves``, a fourth panel shows the training loss by epoch.
+
+    Args:
+        stats: Initializer name -> its ``layer_stats`` records.
+        path: Where to write the PNG; missing parent folders are created.
+        loss_curves: Initializer name -> training loss per epoch, optional.
+        title: A title for the whole figure.
+
+    Returns:
+        The path written, as a string.
+
+    Raises:
+        MissingExtraError: If matplotlib is not installed (the message names
+            ``keras-inits[plot]``).
+        ValueError: If ``stats`` is empty.
+    """
+    if not stats:
+        raise ValueError(f"`stats` must hold at least one initializer. Received: stats={stats!r}")
+    figure_module = import_optional("matplotlib.figure", "plot", "Plotting")
+    import_optional("matplotlib.backends.backend_agg", "plot", "Plotting")
+
+    if loss_curves:
+        figure = figure_module.Figure(figsize=(10, 7.5), layout="constrained")
+        axes = figure.subplots(2, 2).ravel()
+    else:
+        figure = figure_module.Figure(figsize=(13, 3.8), layout="constrained")
+        axes = figure.subplots(1, 3)
+    for label, records in stats.items():
+        depth = list(range(1, len(records) + 1))
+        axes[0].plot(depth, [r.signal_std for r in records], marker="o", label=label)
+        saturation = [float("nan") if r.saturation is None else r.saturation for r in records]
+        axes[1].plot(depth, saturation, marker="o", label=label)
+        grads = [float("nan") if not r.grad_norm else r.grad_norm for r in records]
+        axes[2].plot(depth, grads, marker="o", label=label)
+    _label(axes[0], "activation std by depth", "layer", "std of output across inputs")
+    axes[0].set_yscale("log")
+    _label(axes[1], "saturated outputs by depth", "layer", "fraction saturated")
+    axes[1].set_ylim(-0.03, 1.03)
+    _label(axes[2], "gradient norm by depth", "layer", "|d loss / d kernel|")
+    axes[2].set_yscale("log")
+    if loss_curves:
+        for label, curve in loss_curves.items():
+            axes[3].plot(range(1, len(curve) + 1), curve, label=label)
+        _label(axes[3], "training loss", "epoch", "loss")
+        axes[3].set_yscale("log")
+    axes[0].legend(fontsize="small")
+    if title:
+        figure.suptitle(title)
+    path = os.fspath(path)
+    parent = os.path.dirname(path)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    return path
+
+
+def _label(axis, title: str, xlabel: str, ylabel: str) -> None:  # type: ignore[no-untyped-def]
+    axis.set_title(title)
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.grid(alpha=0.3)

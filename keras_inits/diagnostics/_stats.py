@@ -1,0 +1,297 @@
+"""Per-layer numbers that show whether a network's initial weights keep its signal alive.
+
+For every layer with a kernel: the kernel's fans and std, the mean and std of
+the layer's (post-activation) output on a batch, the fraction of saturated
+outputs and, given targets, the norm of the loss's gradient with respect to
+the kernel. Everything is computed with ``keras.ops`` and the backend's own
+autodiff (TensorFlow, JAX or PyTorch), then reported as plain floats. This
+module never changes the model it inspects and never imports matplotlib.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+
+from keras_inits._fans import compute_fans
+
+__all__ = ["SATURATION_RULES", "LayerStats", "format_stats", "layer_stats"]
+
+# When an output counts as saturated, by activation name. A sigmoid or tanh
+# unit this close to its asymptote passes back almost no gradient; a relu
+# output of exactly 0 passes back none at all.
+SATURATION_RULES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "sigmoid": lambda out: (out < 0.02) | (out > 0.98),
+    "tanh": lambda out: np.abs(out) > 0.98,
+    "relu": lambda out: out == 0.0,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerStats:
+    """What one layer does to the signal, at the weights it has now.
+
+    Attributes:
+        name: The layer's name.
+        kernel_shape: The kernel's shape, Keras layout ``(*receptive_field, in, out)``.
+        fan_in: in * prod(receptive_field).
+        fan_out: out * prod(receptive_field).
+        weight_std: Standard deviation of the kernel's entries.
+        activation: The layer's activation name, or None if it has none.
+        output_mean: Mean of the layer's output (after its activation) on the batch.
+        output_std: Standard deviation of that output, over all its values.
+        signal_std: How much the output depends on the input: the std of each
+            output unit across the batch, root-mean-squared over the units.
+            A signal that collapses with depth drives it to 0 even where
+            ``output_std`` stays put (a sigmoid's outputs then sit at fixed
+            per-unit values whatever the input).
+        saturation: Fraction of outputs that are saturated (sigmoid: < 0.02 or
+            > 0.98; tanh: |out| > 0.98; relu: exactly 0, so about 0.5 is normal
+            and 1.0 is a dead layer); None for other activations.
+        grad_norm: L2 norm of d(loss)/d(kernel) on the batch, or None when no
+            targets were given or the kernel is not trainable.
+    """
+
+    name: str
+    kernel_shape: tuple[int, ...]
+    fan_in: int
+    fan_out: int
+    weight_std: float
+    activation: str | None
+    output_mean: float
+    output_std: float
+    signal_std: float
+    saturation: float | None
+    grad_norm: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (the shape as a list, non-finite floats as None)."""
+        record = dataclasses.asdict(self)
+        record["kernel_shape"] = list(self.kernel_shape)
+        return {key: _finite_or_none(value) for key, value in record.items()}
+
+
+def layer_stats(
+    model: keras.Model, x: Any, y: Any = None, loss: Any = None
+) -> list[LayerStats]:
+    """One ``LayerStats`` per layer that has a kernel, in the model's order.
+
+    Args:
+        model: A built functional or Sequential model (its layers' outputs
+            must be reachable from ``model.inputs``).
+        x: A batch of inputs.
+        y: Targets for ``x``; when given, each record has the norm of the
+            loss's gradient with respect to its kernel.
+        loss: The loss for those gradients: anything ``keras.losses.get``
+            accepts. Defaults to the loss the model was compiled with.
+
+    Raises:
+        ValueError: If the model is not built from ``model.inputs`` (a
+            subclassed model), has no layer with a kernel, or ``y`` is given
+            with no ``loss`` and an uncompiled model.
+
+    Example:
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, "sigmoid")])
+        >>> [record.fan_in for record in layer_stats(model, np.ones((2, 4)))]
+        [4]
+    """
+    layers = [layer for layer in model.layers if _kernel(layer) is not None]
+    if not layers:
+        raise ValueError(
+            "`model` has no layer with a kernel to report on. "
+            f"Received: model={model.name!r} with layers {[layer.name for layer in model.layers]}"
+        )
+    outputs = _layer_outputs(model, layers, x)
+    gradients = _kernel_gradients(model, layers, x, y, _resolve_loss(model, y, loss))
+    records = []
+    for layer, output, gradient in zip(layers, outputs, gradients, strict=True):
+        kernel = _kernel(layer)
+        shape = tuple(int(d) for d in kernel.shape)
+        fan_in, fan_out = compute_fans(shape)
+        activation = _activation_name(layer)
+        rule = SATURATION_RULES.get(activation or "")
+        records.append(
+            LayerStats(
+                name=layer.name,
+                kernel_shape=shape,
+                fan_in=fan_in,
+                fan_out=fan_out,
+                weight_std=float(np.std(_numpy(kernel))),
+                activation=activation,
+                output_mean=float(np.mean(output)),
+                output_std=float(np.std(output)),
+                signal_std=_signal_std(output),
+                saturation=None if rule is None else float(np.mean(rule(output))),
+                grad_norm=None if gradient is None else float(np.linalg.norm(gradient)),
+            )
+        )
+    return records
+
+
+def format_stats(records: Sequence[LayerStats]) -> str:
+    """The records as a fixed-width text table, one row per layer.
+
+    Example:
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, "relu")])
+        >>> print(format_stats(layer_stats(model, np.ones((2, 4)))).splitlines()[0])
+        layer     kernel   fan_in  fan_out  weight std  activation  out mean  out std  signal std  saturated  grad norm
+    """
+    header = (
+        "layer",
+        "kernel",
+        "fan_in",
+        "fan_out",
+        "weight std",
+        "activation",
+        "out mean",
+        "out std",
+        "signal std",
+        "saturated",
+        "grad norm",
+    )
+    rows = [
+        (
+            r.name,
+            "x".join(str(d) for d in r.kernel_shape),
+            str(r.fan_in),
+            str(r.fan_out),
+            f"{r.weight_std:.4g}",
+            r.activation or "-",
+            f"{r.output_mean:.4g}",
+            f"{r.output_std:.4g}",
+            f"{r.signal_std:.3g}",
+            "-" if r.saturation is None else f"{r.saturation:.1%}",
+            "-" if r.grad_norm is None else f"{r.grad_norm:.3g}",
+        )
+        for r in records
+    ]
+    return format_table(header, rows)
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned text columns, two spaces apart, with a header row."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+             for row in [header, *rows]]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _signal_std(output: np.ndarray) -> float:
+    per_unit = output.reshape(len(output), -1).var(axis=0)
+    return float(np.sqrt(per_unit.mean()))
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _kernel(layer: keras.layers.Layer) -> Any:
+    kernel = getattr(layer, "kernel", None)
+    return kernel if isinstance(kernel, keras.Variable) else None
+
+
+def _activation_name(layer: keras.layers.Layer) -> str | None:
+    activation = getattr(layer, "activation", None)
+    name = getattr(activation, "__name__", None)
+    return None if name in (None, "linear") else str(name)
+
+
+def _numpy(tensor: Any) -> np.ndarray:
+    if keras.backend.standardize_dtype(tensor.dtype) == "bfloat16":
+        tensor = keras.ops.cast(tensor, "float32")
+    return np.asarray(keras.ops.convert_to_numpy(tensor), dtype=np.float64)
+
+
+def _layer_outputs(model: keras.Model, layers: list[Any], x: Any) -> list[np.ndarray]:
+    try:
+        probe = keras.Model(model.inputs, [layer.output for layer in layers])
+    except (AttributeError, ValueError, TypeError) as error:
+        raise ValueError(
+            "`model` must be a functional or Sequential model built on `keras.Input`, so "
+            "that each layer's output can be read. Received: "
+            f"model={model.name!r} of type {type(model).__name__}"
+        ) from error
+    if len(model.inputs) == 1 and not isinstance(x, (list, tuple, dict)):
+        x = [x]  # a functional model's inputs are a list, even of one
+    outputs = probe(x, training=False)
+    return [_numpy(output) for output in outputs]
+
+
+def _resolve_loss(model: keras.Model, y: Any, loss: Any) -> Any:
+    if y is None:
+        return None
+    loss = loss if loss is not None else getattr(model, "loss", None)
+    if loss is None:
+        raise ValueError(
+            "`loss` is needed for gradient norms when `y` is given and the model is not "
+            "compiled: pass a loss name or object. Received: loss=None"
+        )
+    return keras.losses.get(loss)
+
+
+def _kernel_gradients(
+    model: keras.Model, layers: list[Any], x: Any, y: Any, loss_fn: Any
+) -> list[np.ndarray | None]:
+    """d(mean loss)/d(kernel) for each layer's trainable kernel, by the backend's autodiff."""
+    if loss_fn is None:
+        return [None] * len(layers)
+    kernels = [_kernel(layer) for layer in layers]
+    trainable = [kernel for kernel in kernels if kernel.trainable]
+    x = keras.ops.convert_to_tensor(x)
+    y = keras.ops.convert_to_tensor(y)
+
+    def mean_loss(prediction: Any) -> Any:
+        return keras.ops.mean(loss_fn(y, prediction))
+
+    grads = _BACKEND_GRADIENTS[keras.backend.backend()](model, trainable, x, mean_loss)
+    by_id = {id(kernel): _numpy(grad) for kernel, grad in zip(trainable, grads, strict=True)}
+    return [by_id.get(id(kernel)) for kernel in kernels]
+
+
+def _tensorflow_gradients(model: Any, kernels: list[Any], x: Any, mean_loss: Any) -> list[Any]:
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        loss = mean_loss(model(x, training=False))
+    return tape.gradient(loss, kernels)
+
+
+def _jax_gradients(model: Any, kernels: list[Any], x: Any, mean_loss: Any) -> list[Any]:
+    import jax
+
+    trainable = model.trainable_variables
+    non_trainable = [v.value for v in model.non_trainable_variables]
+
+    def loss_of(values: list[Any]) -> Any:
+        prediction, _ = model.stateless_call(values, non_trainable, x, training=False)
+        return mean_loss(prediction)
+
+    grads = jax.grad(loss_of)([v.value for v in trainable])
+    index = {id(v): i for i, v in enumerate(trainable)}
+    return [grads[index[id(kernel)]] for kernel in kernels]
+
+
+def _torch_gradients(model: Any, kernels: list[Any], x: Any, mean_loss: Any) -> list[Any]:
+    import torch
+
+    loss = mean_loss(model(x, training=False))
+    return list(torch.autograd.grad(loss, [kernel.value for kernel in kernels]))
+
+
+def _numpy_only(*_: Any) -> list[Any]:
+    raise ValueError("Gradients need the tensorflow, jax or torch backend; numpy has no autodiff.")
+
+
+_BACKEND_GRADIENTS: dict[str, Callable[..., list[Any]]] = {
+    "tensorflow": _tensorflow_gradients,
+    "jax": _jax_gradients,
+    "torch": _torch_gradients,
+    "numpy": _numpy_only,
+}
