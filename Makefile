@@ -20,8 +20,10 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e ".[dev,examples]" $(BACKEND_PACKAGES)
 	touch $(STAMP)
 
+# The main job: why initialization matters, shown on a deep sigmoid MLP (keras-inits compare).
 demo: $(STAMP)
-	KERAS_BACKEND=$${KERAS_BACKEND:-tensorflow} $(BIN)/python examples/quickstart.py
+	KERAS_BACKEND=$${KERAS_BACKEND:-tensorflow} $(BIN)/keras-inits compare \
+		--plot out/compare.png --json out/compare.json
 
 # One pytest process per backend; every backend runs, and the target fails if any failed.
 test: $(STAMP)

@@ -47,14 +47,27 @@ _KERAS = {
         "truncated normal, std sqrt(2 / (fan_in + fan_out))",
         "Glorot & Bengio 2010",
     ),
-    "glorot_uniform": ("U(+-sqrt(6 / (fan_in + fan_out))), Keras's default", "Glorot & Bengio 2010"),
+    "glorot_uniform": (
+        "U(+-sqrt(6 / (fan_in + fan_out))), Keras's default",
+        "Glorot & Bengio 2010",
+    ),
     "he_normal": ("truncated normal, std sqrt(2 / fan_in)", "He et al. 2015"),
     "he_uniform": ("U(+-sqrt(6 / fan_in))", "He et al. 2015"),
     "lecun_normal": ("truncated normal, std sqrt(1 / fan_in)", "LeCun et al. 1998"),
     "lecun_uniform": ("U(+-sqrt(3 / fan_in))", "LeCun et al. 1998"),
-    "orthogonal": ("a random orthogonal matrix (QR of a normal one), times gain", "Saxe et al. 2014"),
+    "orthogonal": (
+        "a random orthogonal matrix (QR of a normal one), times gain",
+        "Saxe et al. 2014",
+    ),
     "identity": ("the identity matrix times gain (2-D kernels only)", "-"),
     "stft": ("short-time Fourier transform filters (for STFT layers)", "-"),
+}
+# Short names Keras also resolves, though keras.initializers does not export them.
+_KERAS_ALIASES = {
+    "normal": "random_normal",
+    "uniform": "random_uniform",
+    "one": "ones",
+    "zero": "zeros",
 }
 
 
@@ -81,16 +94,18 @@ def catalogue() -> list[Entry]:
     ]
     theirs = []
     for name in sorted(n for n in dir(keras.initializers) if n[:1].islower()):
-        try:
-            initializer = keras.initializers.get(name)
-        except (ValueError, TypeError):
+        cls = getattr(keras.initializers, name)
+        if not (isinstance(cls, type) and issubclass(cls, keras.initializers.Initializer)):
             continue  # a helper such as get or serialize, not an initializer
-        if not isinstance(initializer, keras.initializers.Initializer):
-            continue
-        formula, reference = _KERAS.get(
-            name, (f"see keras.initializers.{type(initializer).__name__}", "-")
-        )
-        theirs.append(Entry(name, "keras", type(initializer).__name__, formula, reference))
+        formula, reference = _KERAS.get(name, (f"see keras.initializers.{cls.__name__}", "-"))
+        theirs.append(Entry(name, "keras", cls.__name__, formula, reference))
+    for alias, target in _KERAS_ALIASES.items():
+        try:
+            cls = type(keras.initializers.get(alias))
+        except (ValueError, TypeError):
+            continue  # a Keras that no longer has the alias
+        theirs.append(Entry(alias, "keras", cls.__name__, f"alias of {target}", "-"))
+    theirs.sort(key=lambda entry: entry.name)
     return ours + theirs
 
 
@@ -110,4 +125,4 @@ def _reference(cls: type) -> str:
     if not found:
         return "-"
     first = rest.strip().split("\n\n")[0]
-    return " ".join(first.split())
+    return " ".join(first.split()).replace("``", "")

@@ -111,7 +111,11 @@ def _compare(config: CompareConfig, args: argparse.Namespace) -> int:
 
 def _write_json(path: str, config: CompareConfig, results: Sequence[RunResult]) -> None:
     document = {
-        "config": {**config.to_dict(), "backend": keras.backend.backend(), "keras": keras.__version__},
+        "config": {
+            **config.to_dict(),
+            "backend": keras.backend.backend(),
+            "keras": keras.__version__,
+        },
         "results": [result.to_dict() for result in results],
     }
     parent = os.path.dirname(path)

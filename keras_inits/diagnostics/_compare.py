@@ -152,7 +152,7 @@ def load_digits(seed: int) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndar
     datasets = import_optional("sklearn.datasets", "compare", "Loading the digits data")
     images, labels = datasets.load_digits(return_X_y=True)
     order = np.random.default_rng(seed).permutation(len(images))
-    split = int(round(len(images) * (1 - _VAL_FRACTION)))
+    split = round(len(images) * (1 - _VAL_FRACTION))
     train, val = order[:split], order[split:]
     mean = images[train].mean(axis=0)
     std = images[train].std(axis=0)

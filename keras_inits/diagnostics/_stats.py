@@ -76,9 +76,7 @@ class LayerStats:
         return {key: _finite_or_none(value) for key, value in record.items()}
 
 
-def layer_stats(
-    model: keras.Model, x: Any, y: Any = None, loss: Any = None
-) -> list[LayerStats]:
+def layer_stats(model: keras.Model, x: Any, y: Any = None, loss: Any = None) -> list[LayerStats]:
     """One ``LayerStats`` per layer that has a kernel, in the model's order.
 
     Args:
@@ -137,9 +135,11 @@ def format_stats(records: Sequence[LayerStats]) -> str:
     """The records as a fixed-width text table, one row per layer.
 
     Example:
-        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, "relu")])
-        >>> print(format_stats(layer_stats(model, np.ones((2, 4)))).splitlines()[0])
-        layer     kernel   fan_in  fan_out  weight std  activation  out mean  out std  signal std  saturated  grad norm
+        >>> dense = keras.layers.Dense(3, "relu", name="dense")
+        >>> model = keras.Sequential([keras.Input((4,)), dense])
+        >>> table = format_stats(layer_stats(model, np.ones((2, 4))))
+        >>> table.splitlines()[1].split()[:4]
+        ['dense', '4x3', '4', '3']
     """
     header = (
         "layer",
@@ -176,8 +176,10 @@ def format_stats(records: Sequence[LayerStats]) -> str:
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Left-aligned text columns, two spaces apart, with a header row."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-             for row in [header, *rows]]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in [header, *rows]
+    ]
     return "\n".join(line.rstrip() for line in lines)
 
 
@@ -221,6 +223,8 @@ def _layer_outputs(model: keras.Model, layers: list[Any], x: Any) -> list[np.nda
     if len(model.inputs) == 1 and not isinstance(x, (list, tuple, dict)):
         x = [x]  # a functional model's inputs are a list, even of one
     outputs = probe(x, training=False)
+    if not isinstance(outputs, (list, tuple)):
+        outputs = [outputs]  # Keras unwraps a list of one output
     return [_numpy(output) for output in outputs]
 
 

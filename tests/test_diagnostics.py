@@ -1,0 +1,262 @@
+"""layer_stats against a hand computation; plot_stats and the compare API."""
+
+import dataclasses
+import sys
+
+import keras
+import numpy as np
+import pytest
+from helpers import to_numpy
+
+from keras_inits._extras import MissingExtraError
+from keras_inits.diagnostics import (
+    CompareConfig,
+    LayerStats,
+    build_mlp,
+    format_results,
+    format_stats,
+    layer_stats,
+    load_digits,
+    plot_stats,
+    run_compare,
+)
+
+X = np.array(
+    [[0.5, -1.0, 2.0], [10.0, 0.0, -10.0], [-3.0, 4.0, 1.0], [0.0, 0.0, 0.0]], dtype="float32"
+)
+Y = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [-1.0, 2.0]], dtype="float32")
+K1 = np.array([[0.5, -1.0], [1.0, 0.25], [-0.5, 2.0]], dtype="float32")
+B1 = np.array([0.1, -0.2], dtype="float32")
+K2 = np.array([[1.0, -1.0], [2.0, 0.5]], dtype="float32")
+B2 = np.array([0.3, 0.0], dtype="float32")
+
+
+def two_layer_model(activation="sigmoid"):
+    model = keras.Sequential(
+        [
+            keras.Input((3,)),
+            keras.layers.Dense(2, activation=activation, name="first"),
+            keras.layers.Dense(2, name="second"),
+        ]
+    )
+    model.set_weights([K1, B1, K2, B2])
+    return model
+
+
+NUMPY_ACTIVATIONS = {
+    "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
+    "tanh": np.tanh,
+    "relu": lambda z: np.maximum(z, 0.0),
+}
+NUMPY_DERIVATIVES = {
+    "sigmoid": lambda h: h * (1.0 - h),
+    "tanh": lambda h: 1.0 - h**2,
+    "relu": lambda h: (h > 0).astype(np.float64),
+}
+
+
+def hand_computed(activation):
+    """Forward and backward pass of the two-layer model with MSE, in float64 NumPy."""
+    x = X.astype(np.float64)
+    h = NUMPY_ACTIVATIONS[activation](x @ K1 + B1)
+    out = h @ K2 + B2
+    d_out = 2.0 * (out - Y) / out.size  # d mean((out - y)^2) / d out
+    d_k2 = h.T @ d_out
+    d_k1 = x.T @ ((d_out @ K2.T) * NUMPY_DERIVATIVES[activation](h))
+    return h, out, d_k1, d_k2
+
+
+def signal_std(values):
+    return np.sqrt(values.var(axis=0).mean())
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
+def test_layer_stats_match_a_hand_computation(activation):
+    h, out, d_k1, d_k2 = hand_computed(activation)
+    first, second = layer_stats(two_layer_model(activation), X, Y, loss="mse")
+
+    saturated = {
+        "sigmoid": (h < 0.02) | (h > 0.98),
+        "tanh": np.abs(h) > 0.98,
+        "relu": h == 0.0,
+    }[activation]
+    expected_first = LayerStats(
+        name="first",
+        kernel_shape=(3, 2),
+        fan_in=3,
+        fan_out=2,
+        weight_std=float(np.std(K1)),
+        activation=activation,
+        output_mean=float(h.mean()),
+        output_std=float(h.std()),
+        signal_std=float(signal_std(h)),
+        saturation=float(saturated.mean()),
+        grad_norm=float(np.linalg.norm(d_k1)),
+    )
+    expected_second = dataclasses.replace(
+        expected_first,
+        name="second",
+        kernel_shape=(2, 2),
+        fan_in=2,
+        weight_std=float(np.std(K2)),
+        activation=None,
+        output_mean=float(out.mean()),
+        output_std=float(out.std()),
+        signal_std=float(signal_std(out)),
+        saturation=None,
+        grad_norm=float(np.linalg.norm(d_k2)),
+    )
+    for got, want in ((first, expected_first), (second, expected_second)):
+        for field in dataclasses.fields(LayerStats):
+            a, b = getattr(got, field.name), getattr(want, field.name)
+            if isinstance(b, float):
+                assert a == pytest.approx(b, rel=1e-5, abs=1e-7), (got.name, field.name)
+            else:
+                assert a == b, (got.name, field.name)
+
+
+def test_saturation_counts_are_the_ones_chosen_by_hand():
+    # z = x @ K1 + B1 is (-1.65, 3.05), (10.1, -30.2), (2.1, 5.8) and (0.1, -0.2) for
+    # the four rows: sigmoid(10.1), sigmoid(-30.2) and sigmoid(5.8) are saturated.
+    (first, _) = layer_stats(two_layer_model("sigmoid"), X)
+    assert first.saturation == pytest.approx(3 / 8)
+    assert first.grad_norm is None
+
+
+def test_layer_stats_leaves_the_model_unchanged():
+    model = two_layer_model()
+    before = [w.copy() for w in model.get_weights()]
+    layer_stats(model, X, Y, loss="mse")
+    for a, b in zip(before, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_frozen_kernel_has_no_gradient_norm():
+    model = two_layer_model()
+    model.layers[0].trainable = False
+    first, second = layer_stats(model, X, Y, loss="mse")
+    assert first.grad_norm is None
+    assert second.grad_norm == pytest.approx(float(np.linalg.norm(hand_computed("sigmoid")[3])))
+
+
+def test_compiled_loss_is_the_default():
+    model = two_layer_model()
+    model.compile(loss="mse")
+    assert layer_stats(model, X, Y)[1].grad_norm == pytest.approx(
+        float(np.linalg.norm(hand_computed("sigmoid")[3])), rel=1e-5
+    )
+
+
+def test_targets_without_a_loss_are_refused():
+    with pytest.raises(ValueError, match=r"`loss` is needed .* Received: loss=None"):
+        layer_stats(two_layer_model(), X, Y)
+
+
+def test_a_model_without_kernels_is_refused():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Activation("relu")])
+    with pytest.raises(ValueError, match="no layer with a kernel"):
+        layer_stats(model, X)
+
+
+def test_a_subclassed_model_is_refused_with_the_reason():
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(2)
+
+        def call(self, x):
+            return self.dense(x)
+
+    model = Subclassed()
+    model(X)
+    with pytest.raises(ValueError, match="functional or Sequential"):
+        layer_stats(model, X)
+
+
+def test_to_dict_and_table():
+    records = layer_stats(two_layer_model(), X, Y, loss="mse")
+    record = records[0].to_dict()
+    assert record["kernel_shape"] == [3, 2]
+    assert set(record) == {field.name for field in dataclasses.fields(LayerStats)}
+    diverged = dataclasses.replace(records[0], output_std=float("nan")).to_dict()
+    assert diverged["output_std"] is None
+    table = format_stats(records).splitlines()
+    assert len(table) == 3
+    assert table[1].split()[:5] == ["first", "3x2", "3", "2", f"{np.std(K1):.4g}"]
+    assert table[2].split()[5] == "-"  # the linear layer has no activation
+
+
+def test_plot_stats_writes_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    records = layer_stats(two_layer_model(), X, Y, loss="mse")
+    path = plot_stats({"a": records, "b": records}, tmp_path / "sub" / "plot.png", {"a": [2, 1]})
+    with open(path, "rb") as file:
+        assert file.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_stats_without_matplotlib_names_the_extra(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    records = layer_stats(two_layer_model(), X)
+    with pytest.raises(MissingExtraError, match=r"pip install 'keras-inits\[plot\]'"):
+        plot_stats({"a": records}, tmp_path / "plot.png")
+
+
+def test_digits_without_scikit_learn_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(MissingExtraError, match=r"pip install 'keras-inits\[compare\]'"):
+        load_digits(0)
+
+
+def test_digits_split_is_fixed_by_seed_and_standardized():
+    (x_train, y_train), (x_val, y_val) = load_digits(3)
+    assert x_train.shape == (1438, 64) and x_val.shape == (359, 64)
+    (again, _), _ = load_digits(3)
+    np.testing.assert_array_equal(x_train, again)
+    assert not np.array_equal(x_train, load_digits(4)[0][0])
+    varying = x_train.std(axis=0) > 0
+    np.testing.assert_allclose(x_train.mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(x_train.std(axis=0)[varying], 1.0, rtol=1e-4)
+    assert set(np.unique(y_train)) == set(range(10)) and y_val.dtype == np.int32
+
+
+def test_build_mlp_uses_the_initializer_for_every_hidden_layer():
+    keras.utils.set_random_seed(0)
+    model = build_mlp("sigmoid_normal", "sigmoid", depth=3, width=300)
+    hidden = model.layers[:-1]
+    assert [type(layer.kernel_initializer).__name__ for layer in hidden] == ["SigmoidNormal"] * 3
+    stds = [float(np.std(to_numpy(layer.kernel))) for layer in hidden]
+    # 300 x 300 values each: the std is within a few percent of 2 / sqrt(fan_in).
+    assert stds[0] == pytest.approx(2 / np.sqrt(64), rel=0.03)
+    assert stds[1] == pytest.approx(2 / np.sqrt(300), rel=0.03)
+    kernels = [to_numpy(layer.kernel) for layer in hidden[1:]]
+    assert not np.array_equal(kernels[0], kernels[1]), "hidden layers share a kernel"
+
+
+def test_compare_config_refuses_bad_values():
+    with pytest.raises(ValueError, match="Did you mean 'sigmoid_normal'"):
+        CompareConfig(initializers=("sigmoid_normall",))
+    with pytest.raises(ValueError, match=r"`depth` must be an int >= 1. Received: depth=0"):
+        CompareConfig(depth=0)
+    with pytest.raises(ValueError, match=r"`lr` must be a finite number > 0. Received: lr=-0.1"):
+        CompareConfig(lr=-0.1)
+    with pytest.raises(TypeError, match=r"`epochs` must be an int, not float"):
+        CompareConfig(epochs=1.5)
+
+
+def test_run_compare_is_reproducible_and_reports_every_run():
+    config = CompareConfig(
+        initializers=("sigmoid_normal", "small_uniform"), depth=2, width=16, epochs=2
+    )
+    seen = []
+    results = run_compare(config, on_epoch=lambda *args: seen.append(args[:3]))
+    assert seen == [(0, "sigmoid_normal", 1), (0, "sigmoid_normal", 2),
+                    (1, "small_uniform", 1), (1, "small_uniform", 2)]  # fmt: skip
+    assert [r.initializer for r in results] == ["sigmoid_normal", "small_uniform"]
+    for result in results:
+        assert len(result.loss_curve) == 2 and len(result.layers) == 3
+        assert 0.0 <= result.val_accuracy <= 1.0
+    again = run_compare(dataclasses.replace(config, initializers=("sigmoid_normal",)))
+    assert again[0].layers == results[0].layers
+    assert again[0].loss_curve == pytest.approx(results[0].loss_curve, rel=1e-4)
+    lines = format_results(results).splitlines()
+    assert lines[1].startswith("sigmoid_normal") and lines[2].startswith("small_uniform")
