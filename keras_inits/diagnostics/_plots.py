@@ -62,6 +62,9 @@ def plot_stats(
         axes[1].plot(depth, saturation, marker="o", label=label)
         grads = [float("nan") if not r.grad_norm else r.grad_norm for r in records]
         axes[2].plot(depth, grads, marker="o", label=label)
+    depth = list(range(1, max(len(records) for records in stats.values()) + 1))
+    for axis in axes[:3]:
+        axis.set_xticks(depth)
     _label(axes[0], "activation std by depth", "layer", "std of output across inputs")
     axes[0].set_yscale("log")
     _label(axes[1], "saturated outputs by depth", "layer", "fraction saturated")
