@@ -21,8 +21,10 @@ __all__ = [
     "check_dtype",
     "check_finite",
     "check_positive",
+    "check_positive_int",
     "check_seed",
     "check_shape",
+    "shape_error",
 ]
 
 
@@ -59,6 +61,16 @@ def check_positive(name: str, value: Any) -> float:
     if not (math.isfinite(number) and number > 0):
         raise ValueError(f"`{name}` must be a finite number > 0. {_received(name, value)}")
     return number
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    """Returns ``value`` as an int; it must be an integer >= 1 (bool refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        kind = "bool" if isinstance(value, bool) else type(value).__name__
+        raise TypeError(f"`{name}` must be an int, not {kind}. {_received(name, value)}")
+    if value < 1:
+        raise ValueError(f"`{name}` must be an int >= 1. {_received(name, value)}")
+    return int(value)
 
 
 def check_choice(name: str, value: Any, allowed: Sequence[_Choice]) -> _Choice:
@@ -149,3 +161,13 @@ def check_dtype(dtype: Any) -> str:
             f"{_received('dtype', dtype)}"
         )
     return name
+
+
+def shape_error(owner: str, requirement: str, shape: tuple[int, ...]) -> ValueError:
+    """The error for a kernel shape an initializer cannot fill (raise it).
+
+    Example:
+        >>> str(shape_error("ConvIdentity", "have rank >= 2", (3,)))
+        '`shape` must have rank >= 2 for ConvIdentity. Received: shape=(3,)'
+    """
+    return ValueError(f"`shape` must {requirement} for {owner}. {_received('shape', shape)}")
