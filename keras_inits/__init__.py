@@ -8,6 +8,7 @@ saved model that uses one loads again. Import it before ``load_model``.
 from keras_inits._gain import calculate_gain
 from keras_inits._registry import get, names
 from keras_inits.small import SmallNormal, SmallUniform
+from keras_inits.structural import ICNR, Bilinear, ConvIdentity, HadamardIdentity
 from keras_inits.variance import (
     KaimingNormal,
     KaimingUniform,
@@ -21,6 +22,10 @@ from keras_inits.variance import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Bilinear",
+    "ConvIdentity",
+    "HadamardIdentity",
+    "ICNR",
     "KaimingNormal",
     "KaimingUniform",
     "SigmoidNormal",
