@@ -19,6 +19,7 @@ import keras
 from keras_inits.small import SmallNormal, SmallUniform
 from keras_inits.structural import ICNR, Bilinear, ConvIdentity, HadamardIdentity
 from keras_inits.variance import (
+    ActivationScaled,
     KaimingNormal,
     KaimingUniform,
     SigmoidNormal,
@@ -41,6 +42,7 @@ CLASSES: tuple[type, ...] = (
     KaimingUniform,
     SmallNormal,
     SmallUniform,
+    ActivationScaled,
     ConvIdentity,
     ICNR,
     Bilinear,
