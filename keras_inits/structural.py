@@ -84,9 +84,9 @@ class ConvIdentity(DeterministicInitializer):
         ((4, 4, 3, 5), 3.0, 1.0)
 
     Reference:
-        Keras ``keras.initializers.Identity`` (2-D); PyTorch
-        ``torch.nn.init.dirac_`` (centre k // 2, not "same"-padding's);
-        Zhang et al., 2019, "Fixup Initialization", https://arxiv.org/abs/1901.09321
+        Zagoruyko & Komodakis, 2017, "DiracNets: Training Very Deep Neural
+        Networks Without Skip-Connections", https://arxiv.org/abs/1706.00388
+        (PyTorch's ``dirac_``, centre k // 2); Keras ``Identity`` (2-D only)
     """
 
     def __init__(self, gain: float = 1.0, layout: Layout = "conv") -> None:
