@@ -5,10 +5,12 @@ layer can name it by string (``kernel_initializer="sigmoid_normal"``) and a
 saved model that uses one loads again. Import it before ``load_model``.
 """
 
-from keras_inits._gain import calculate_gain
+from keras_inits._gain import calculate_gain, gain_for
 from keras_inits._registry import get, names
 from keras_inits.small import SmallNormal, SmallUniform
+from keras_inits.structural import ICNR, Bilinear, ConvIdentity, HadamardIdentity
 from keras_inits.variance import (
+    ActivationScaled,
     KaimingNormal,
     KaimingUniform,
     SigmoidNormal,
@@ -21,6 +23,11 @@ from keras_inits.variance import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ActivationScaled",
+    "Bilinear",
+    "ConvIdentity",
+    "HadamardIdentity",
+    "ICNR",
     "KaimingNormal",
     "KaimingUniform",
     "SigmoidNormal",
@@ -32,6 +39,7 @@ __all__ = [
     "XavierUniform",
     "__version__",
     "calculate_gain",
+    "gain_for",
     "get",
     "names",
 ]

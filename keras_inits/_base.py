@@ -15,10 +15,14 @@ Seeds, decided once, here:
 - ``seed=keras.random.SeedGenerator``: Keras's stream semantics; each call
   advances the generator.
 
-A subclass implements ``_draw(shape, dtype, seed)`` and lists its own
-arguments in ``get_config``; everything else (validation of shape, dtype
-and seed, empty shapes, config round trips) is here. Nothing in this module
-imports a particular backend.
+Deterministic initializers (identity-like kernels) take no seed at all and
+give the same values on every call.
+
+A random subclass implements ``_draw(shape, dtype, seed)``, a deterministic
+one ``_values(shape)``; each lists its own arguments in ``get_config`` and
+may refuse a shape it cannot fill in ``_check_shape``. Everything else
+(validation of shape, dtype and seed, empty shapes, config round trips) is
+here. Nothing in this module imports a particular backend.
 """
 
 from __future__ import annotations
@@ -29,10 +33,17 @@ import random as python_random
 from typing import Any, TypeAlias
 
 import keras
+import numpy as np
 
 from keras_inits._validation import check_dtype, check_seed, check_shape
 
-__all__ = ["RandomInitializer", "Seed", "derive_seed"]
+__all__ = [
+    "BaseInitializer",
+    "DeterministicInitializer",
+    "RandomInitializer",
+    "Seed",
+    "derive_seed",
+]
 
 Seed: TypeAlias = "int | keras.random.SeedGenerator | None"
 
@@ -55,49 +66,46 @@ def derive_seed(seed: int, call_index: int) -> int:
     return 1 + int.from_bytes(digest, "little") % _SEED_RANGE
 
 
-class RandomInitializer(keras.initializers.Initializer):
-    """Base class: the seed policy, input checks and config round trip.
+class BaseInitializer(keras.initializers.Initializer):
+    """Base class: input checks, empty shapes and the config round trip.
 
-    Subclasses call ``super().__init__(seed=seed)`` after validating their own
-    arguments, implement ``_draw`` and extend ``get_config``.
+    ``__call__`` validates ``shape`` and ``dtype``, asks ``_check_shape`` whether
+    this class can fill the shape (so an unfit shape is an error even when it
+    is empty), takes the call's seed from ``_next_seed`` (None here), returns
+    zeros for a zero-size shape and otherwise calls
+    ``_draw(shape, dtype, seed)``. Use ``RandomInitializer`` or
+    ``DeterministicInitializer``, not this class directly.
     """
-
-    def __init__(self, seed: Seed = None) -> None:
-        self.seed = check_seed(seed)
-        self._init_seed = self.seed  # the name Keras's own initializers use
-        self._calls = 0
 
     def __call__(self, shape: Any, dtype: Any = None) -> Any:
         """Returns a tensor of ``shape`` and float ``dtype`` (default floatx).
 
         Raises:
-            ValueError: If ``shape`` has a negative dimension or ``dtype`` is not
-                a floating-point dtype.
+            ValueError: If ``shape`` has a negative dimension or is one this
+                initializer cannot fill, or ``dtype`` is not a floating-point dtype.
         """
         shape = check_shape(shape)
         dtype = check_dtype(dtype)
+        self._check_shape(shape)
         seed = self._next_seed()
         if 0 in shape:
             return keras.ops.zeros(shape, dtype=dtype)
         return self._draw(shape, dtype, seed)
 
+    def _check_shape(self, shape: tuple[int, ...]) -> None:
+        """Raises ValueError for a kernel shape this class cannot fill; any by default."""
+
+    def _next_seed(self) -> Any:
+        return None
+
     def _draw(self, shape: tuple[int, ...], dtype: str, seed: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement `_draw`.")
 
-    def _next_seed(self) -> Any:
-        if self.seed is None:
-            return python_random.randint(1, _SEED_RANGE)
-        if isinstance(self.seed, keras.random.SeedGenerator):
-            return self.seed
-        call_index = self._calls
-        self._calls += 1
-        return derive_seed(self.seed, call_index)
-
     def get_config(self) -> dict[str, Any]:
-        return {"seed": keras.saving.serialize_keras_object(self.seed)}
+        return {}
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> RandomInitializer:
+    def from_config(cls, config: dict[str, Any]) -> BaseInitializer:
         """Rebuilds an instance; an unknown key is an error, never ignored."""
         config = dict(config)
         allowed = _init_arguments(cls)
@@ -114,6 +122,46 @@ class RandomInitializer(keras.initializers.Initializer):
     def __repr__(self) -> str:
         arguments = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
         return f"{type(self).__name__}({arguments})"
+
+
+class RandomInitializer(BaseInitializer):
+    """Base class of the random initializers: the seed policy above.
+
+    Subclasses call ``super().__init__(seed=seed)`` after validating their own
+    arguments, implement ``_draw`` and extend ``get_config``.
+    """
+
+    def __init__(self, seed: Seed = None) -> None:
+        self.seed = check_seed(seed)
+        self._init_seed = self.seed  # the name Keras's own initializers use
+        self._calls = 0
+
+    def _next_seed(self) -> Any:
+        if self.seed is None:
+            return python_random.randint(1, _SEED_RANGE)
+        if isinstance(self.seed, keras.random.SeedGenerator):
+            return self.seed
+        call_index = self._calls
+        self._calls += 1
+        return derive_seed(self.seed, call_index)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "seed": keras.saving.serialize_keras_object(self.seed)}
+
+
+class DeterministicInitializer(BaseInitializer):
+    """Base class of the initializers that draw nothing: no seed, same values every call.
+
+    Subclasses implement ``_values(shape)``, the kernel as a float64 NumPy
+    array, which is cast to the requested dtype once. A constant built in
+    NumPy traces under ``jax.jit`` like any other constant.
+    """
+
+    def _values(self, shape: tuple[int, ...]) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} must implement `_values`.")
+
+    def _draw(self, shape: tuple[int, ...], dtype: str, seed: Any) -> Any:
+        return keras.ops.convert_to_tensor(self._values(shape), dtype=dtype)
 
 
 def _init_arguments(cls: type) -> tuple[str, ...]:

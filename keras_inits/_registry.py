@@ -17,7 +17,9 @@ from typing import Any
 import keras
 
 from keras_inits.small import SmallNormal, SmallUniform
+from keras_inits.structural import ICNR, Bilinear, ConvIdentity, HadamardIdentity
 from keras_inits.variance import (
+    ActivationScaled,
     KaimingNormal,
     KaimingUniform,
     SigmoidNormal,
@@ -40,6 +42,11 @@ CLASSES: tuple[type, ...] = (
     KaimingUniform,
     SmallNormal,
     SmallUniform,
+    ActivationScaled,
+    ConvIdentity,
+    ICNR,
+    Bilinear,
+    HadamardIdentity,
 )
 # Public Keras namespaces whose names a bare custom-object name could shadow:
 # Keras looks custom objects up before its own tables, for every kind of object.
@@ -56,13 +63,13 @@ _KERAS_NAMESPACES = (
 
 
 def snake_case(name: str) -> str:
-    """ "SigmoidNormal" -> "sigmoid_normal".
+    """ "SigmoidNormal" -> "sigmoid_normal"; an acronym stays one word ("ICNR" -> "icnr").
 
     Example:
-        >>> snake_case("KaimingUniform")
-        'kaiming_uniform'
+        >>> snake_case("KaimingUniform"), snake_case("ICNR"), snake_case("ICNRBlock")
+        ('kaiming_uniform', 'icnr', 'icnr_block')
     """
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
 def registered_name(cls: type) -> str:

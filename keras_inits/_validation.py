@@ -24,6 +24,7 @@ __all__ = [
     "check_positive_int",
     "check_seed",
     "check_shape",
+    "shape_error",
 ]
 
 
@@ -63,11 +64,10 @@ def check_positive(name: str, value: Any) -> float:
 
 
 def check_positive_int(name: str, value: Any) -> int:
-    """Returns ``value`` as an int; it must be an integer (not bool) >= 1."""
+    """Returns ``value`` as an int; it must be an integer >= 1 (bool refused)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"`{name}` must be an int, not {type(value).__name__}. {_received(name, value)}"
-        )
+        kind = "bool" if isinstance(value, bool) else type(value).__name__
+        raise TypeError(f"`{name}` must be an int, not {kind}. {_received(name, value)}")
     if value < 1:
         raise ValueError(f"`{name}` must be an int >= 1. {_received(name, value)}")
     return int(value)
@@ -161,3 +161,13 @@ def check_dtype(dtype: Any) -> str:
             f"{_received('dtype', dtype)}"
         )
     return name
+
+
+def shape_error(owner: str, requirement: str, shape: tuple[int, ...]) -> ValueError:
+    """The error for a kernel shape an initializer cannot fill (raise it).
+
+    Example:
+        >>> str(shape_error("ConvIdentity", "have rank >= 2", (3,)))
+        '`shape` must have rank >= 2 for ConvIdentity. Received: shape=(3,)'
+    """
+    return ValueError(f"`shape` must {requirement} for {owner}. {_received('shape', shape)}")

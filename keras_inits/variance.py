@@ -26,10 +26,11 @@ import keras
 from keras_inits import _sampling
 from keras_inits._base import RandomInitializer, Seed
 from keras_inits._fans import Mode, compute_fans, fan_for_mode
-from keras_inits._gain import Nonlinearity, calculate_gain
+from keras_inits._gain import Nonlinearity, activation_name, calculate_gain, gain_for
 from keras_inits._validation import check_axes, check_choice, check_finite, check_positive
 
 __all__ = [
+    "ActivationScaled",
     "Distribution",
     "KaimingNormal",
     "KaimingUniform",
@@ -352,3 +353,63 @@ class KaimingUniform(KaimingNormal):
     """
 
     _DISTRIBUTION: Distribution = "uniform"
+
+
+class ActivationScaled(VarianceScaling):
+    """Var(W) = gain_for(activation)^2 / fan: the second-moment gain of any activation.
+
+        std = g / sqrt(n),  g = gain_for(activation) = 1 / sqrt(E[f(z)^2]), z ~ N(0, 1),
+        n = fan_in, fan_out or (fan_in + fan_out) / 2 as ``mode`` says.
+
+    With mode "fan_in" a layer followed by ``activation`` keeps the second
+    moment of its inputs: relu gives He's 2 / fan_in, linear and selu LeCun's
+    1 / fan_in, gelu 2.352 / fan_in. Fans follow the kernel layout
+    ``(*receptive_field, in, out)`` or ``input_axes``/``output_axes``, which
+    EinsumDense and MultiHeadAttention pass as for any VarianceScaling.
+
+    The config stores the activation by name: a Keras activation name or
+    function ("gelu", ``keras.activations.gelu``), or a function registered
+    with ``keras.saving.register_keras_serializable`` (stored as
+    "package>name", so import its module before loading). Any other callable
+    (a lambda) cannot be saved and is refused when the initializer is made;
+    for its gain alone, call ``gain_for``.
+
+    Args:
+        activation: A name or function as above (default "gelu").
+        mode: One of "fan_in", "fan_out", "fan_avg".
+        distribution: One of "truncated_normal", "untruncated_normal", "uniform".
+        seed: An int, None or a ``keras.random.SeedGenerator`` (see README).
+        input_axes: Input axes of the kernel, or None for the Keras layout.
+        output_axes: Output axes of the kernel, or None.
+
+    Raises:
+        ValueError: For an unknown or unstorable ``activation``, one whose
+            second moment is 0 or infinite or that is not elementwise, an
+            unknown ``mode`` or ``distribution``, or only one of the axes lists.
+        TypeError: If ``activation`` is neither a string nor a callable.
+
+    Example:
+        >>> init = ActivationScaled("relu", seed=0)
+        >>> round(init.stddev((50, 10)), 6), init.get_config()["activation"]
+        (0.2, 'relu')
+
+    Reference:
+        He et al., 2015, https://arxiv.org/abs/1502.01852;
+        Klambauer et al., 2017, https://arxiv.org/abs/1706.02515
+    """
+
+    def __init__(
+        self,
+        activation: Any = "gelu",
+        mode: Mode = "fan_in",
+        distribution: Distribution = "untruncated_normal",
+        seed: Seed = None,
+        input_axes: Axes = None,
+        output_axes: Axes = None,
+    ) -> None:
+        self.activation = activation_name(activation)
+        scale = gain_for(self.activation) ** 2
+        super().__init__(scale, mode, distribution, seed, input_axes, output_axes)
+
+    def _scheme_config(self) -> dict[str, Any]:
+        return {"activation": self.activation, "mode": self.mode, "distribution": self.distribution}

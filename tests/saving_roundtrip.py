@@ -49,6 +49,8 @@ def build_model():
         ki.XavierNormal,
         ki.KaimingUniform,
         ki.SmallNormal,
+        ki.ActivationScaled,
+        ki.ICNR,
     ):
         x = keras.layers.Dense(
             8, activation="sigmoid", kernel_initializer=cls(seed=7), name=cls.__name__.lower()

@@ -3,8 +3,12 @@
 A class added to ``keras_inits._registry.CLASSES`` is covered here the
 moment it is registered: config round trips, string names in every Keras
 layer that takes an initializer, dtypes, seed semantics and empty shapes.
+A class that cannot fill every kernel declares what it serves in SERVES; a
+deterministic class (a DeterministicInitializer) is held to "same values
+every call, no seed" instead of the random seed semantics.
 """
 
+import dataclasses
 import json
 
 import keras
@@ -12,10 +16,57 @@ import numpy as np
 import pytest
 from helpers import backend_has_float64, to_numpy
 
+from keras_inits._base import DeterministicInitializer
 from keras_inits._registry import CLASSES, registered_name, snake_case
 
 ids = [cls.__name__ for cls in CLASSES]
 classes = pytest.mark.parametrize("cls", CLASSES, ids=ids)
+random_classes = [cls for cls in CLASSES if not issubclass(cls, DeterministicInitializer)]
+deterministic_classes = [cls for cls in CLASSES if issubclass(cls, DeterministicInitializer)]
+
+
+# ----- What each class can fill ------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Serves:
+    """The kernel a class is tested on, the empty kernels it must accept, its layers."""
+
+    kernel: tuple[int, ...] = (64, 32)
+    empty: tuple[tuple[int, ...], ...] = ((0, 3), (3, 3, 0, 8))
+    layers: tuple[str, ...] | None = None  # None: every layer in LAYERS
+
+
+# Layers whose every kernel is laid out (*receptive_field, in, out). Transposed
+# convolutions swap in and out; EinsumDense and MultiHeadAttention kernels have
+# other layouts; a depthwise kernel is (*k, channels, multiplier).
+IN_OUT_LAYERS = ("Conv1D", "Conv2D", "Conv3D", "Dense", "Embedding", "GRU", "LSTM", "SimpleRNN")
+# A class not listed fills any kernel and serves every layer, with the defaults.
+SERVES = {
+    # The identity needs to know the layout; by string name it assumes (*k, in, out).
+    "ConvIdentity": Serves(layers=IN_OUT_LAYERS),
+    "HadamardIdentity": Serves(layers=IN_OUT_LAYERS),
+    # The last axis must divide by scale**2 = 4: EinsumDense's (8, 4, 6), MHA's
+    # output kernel and the transposed convolutions' in_channels (3 or 2) do not.
+    "ICNR": Serves(
+        empty=((0, 4), (3, 3, 0, 8)),
+        layers=(*IN_OUT_LAYERS, "DepthwiseConv2D", "SeparableConv2D"),
+    ),
+    # Only Conv2DTranspose(C, 2f - f % 2, strides=f, padding="same") on C channels.
+    "Bilinear": Serves(
+        kernel=(4, 4, 8, 8), empty=((4, 4, 0, 0),), layers=("Conv2DTransposeUpsample",)
+    ),
+}
+
+
+def serves(cls) -> Serves:
+    return SERVES.get(cls.__name__, Serves())
+
+
+def make(cls, seed=None):
+    """An instance with ``seed`` where the class takes one."""
+    return cls() if issubclass(cls, DeterministicInitializer) else cls(seed=seed)
+
+
+# -------------------------------------------------------------------------------
 
 
 def string_name(cls):
@@ -26,7 +77,7 @@ def string_name(cls):
 
 @classes
 def test_config_round_trip_is_json_and_equal(cls):
-    initializer = cls(seed=5)
+    initializer = make(cls, seed=5)
     config = initializer.get_config()
     assert json.loads(json.dumps(config)) == config
     rebuilt = cls.from_config(config)
@@ -35,17 +86,18 @@ def test_config_round_trip_is_json_and_equal(cls):
 
 @classes
 def test_keras_serialize_deserialize(cls):
-    initializer = cls(seed=5)
+    initializer = make(cls, seed=5)
     serialized = keras.initializers.serialize(initializer)
     assert serialized["registered_name"] == registered_name(cls)
     rebuilt = keras.initializers.deserialize(json.loads(json.dumps(serialized)))
     assert type(rebuilt) is cls and rebuilt.get_config() == initializer.get_config()
-    np.testing.assert_array_equal(to_numpy(initializer((8, 4))), to_numpy(rebuilt((8, 4))))
+    kernel = serves(cls).kernel
+    np.testing.assert_array_equal(to_numpy(initializer(kernel)), to_numpy(rebuilt(kernel)))
 
 
 @classes
 def test_clone_keeps_class_and_config(cls):
-    initializer = cls(seed=None)
+    initializer = make(cls, seed=None)
     clone = initializer.clone()
     assert type(clone) is cls and clone.get_config() == initializer.get_config()
 
@@ -60,16 +112,19 @@ def test_is_a_keras_initializer(cls):
 def test_dtype_and_finite_values(cls, dtype):
     if dtype == "float64" and not backend_has_float64():
         pytest.skip("this backend has no float64 without its x64 switch")
-    output = cls(seed=1)((64, 32), dtype=dtype)
+    output = make(cls, seed=1)(serves(cls).kernel, dtype=dtype)
     assert keras.backend.standardize_dtype(output.dtype) == dtype
     values = to_numpy(output)
     assert np.all(np.isfinite(values))
-    assert np.unique(values).size > 100, "values are (nearly) constant"
+    if issubclass(cls, DeterministicInitializer):
+        assert np.unique(values).size > 1, "values are constant"
+    else:
+        assert np.unique(values).size > 100, "values are (nearly) constant"
 
 
-@classes
+@pytest.mark.parametrize("cls", random_classes, ids=lambda cls: cls.__name__)
 def test_seed_semantics(cls):
-    shape = (16, 8)
+    shape = serves(cls).kernel
     a, b = cls(seed=9), cls(seed=9)
     first = to_numpy(a(shape))
     np.testing.assert_array_equal(first, to_numpy(b(shape)))
@@ -79,10 +134,23 @@ def test_seed_semantics(cls):
     assert not np.array_equal(to_numpy(unseeded(shape)), to_numpy(unseeded(shape)))
 
 
+@pytest.mark.parametrize("cls", deterministic_classes, ids=lambda cls: cls.__name__)
+def test_deterministic_classes_repeat_and_take_no_seed(cls):
+    shape = serves(cls).kernel
+    first = to_numpy(cls()(shape))
+    np.testing.assert_array_equal(first, to_numpy(cls()(shape)))
+    np.testing.assert_array_equal(first, to_numpy(cls().clone()(shape)))
+    assert "seed" not in cls().get_config()
+    with pytest.raises(TypeError):
+        cls(seed=1)
+    with pytest.raises(ValueError, match=r"\('seed',\)"):
+        cls.from_config({**cls().get_config(), "seed": 1})
+
+
 @classes
-@pytest.mark.parametrize("shape", [(0, 3), (3, 3, 0, 8)])
-def test_zero_size_shape(cls, shape):
-    assert tuple(cls(seed=0)(shape).shape) == shape
+def test_zero_size_shape(cls):
+    for shape in serves(cls).empty:
+        assert tuple(make(cls, seed=0)(shape).shape) == shape
 
 
 @classes
@@ -122,6 +190,13 @@ LAYERS = {
     "Conv3DTranspose": (
         lambda n: keras.layers.Conv3DTranspose(4, 3, kernel_initializer=n),
         (4, 4, 4, 2),
+        ["kernel_initializer"],
+    ),
+    "Conv2DTransposeUpsample": (
+        lambda n: keras.layers.Conv2DTranspose(
+            3, 4, strides=2, padding="same", kernel_initializer=n
+        ),
+        (6, 6, 3),
         ["kernel_initializer"],
     ),
     "DepthwiseConv2D": (
@@ -179,11 +254,19 @@ def build(layer, input_shape):
         layer(keras.ops.ones((2, *input_shape)))
 
 
+def test_serves_table_names_real_classes_and_layers():
+    assert set(SERVES) <= {cls.__name__ for cls in CLASSES}
+    for entry in SERVES.values():
+        assert entry.layers is None or (entry.layers and set(entry.layers) <= set(LAYERS))
+
+
 @pytest.mark.parametrize("layer_name", sorted(LAYERS))
 def test_string_names_work_in_every_layer(layer_name):
-    make, input_shape, keys = LAYERS[layer_name]
-    for cls in CLASSES:
-        layer = make(string_name(cls))
+    make_layer, input_shape, keys = LAYERS[layer_name]
+    served = [cls for cls in CLASSES if layer_name in (serves(cls).layers or LAYERS)]
+    assert served, f"no class serves {layer_name}"
+    for cls in served:
+        layer = make_layer(string_name(cls))
         build(layer, input_shape)
         config = layer.get_config()
         for key in keys:

@@ -72,6 +72,14 @@ CASES = {
         ki.VarianceScaling(scale=3.0, mode="fan_out", distribution="uniform", seed=11),
         lambda fi, fo: uniform(math.sqrt(9.0 / fo)),
     ),
+    "activation_scaled_relu": (
+        ki.ActivationScaled("relu", seed=12),
+        lambda fi, fo: normal(math.sqrt(2.0 / fi)),
+    ),
+    "activation_scaled_leaky_relu_fan_out_uniform": (
+        ki.ActivationScaled("leaky_relu", mode="fan_out", distribution="uniform", seed=13),
+        lambda fi, fo: uniform(math.sqrt(3.0 * 2.0 / (1.0 + 0.2**2) / fo)),
+    ),
 }
 
 
@@ -200,8 +208,9 @@ def test_einsum_dense_hands_its_axes_to_the_initializer():
         (ki.XavierNormal(gain=3.0), normal(3.0 * math.sqrt(2 / (256 + 512)))),
         (ki.KaimingNormal(mode="fan_out", nonlinearity="tanh"), normal(5 / 3 / math.sqrt(512))),
         (ki.SmallUniform(limit=0.3), uniform(0.3)),
+        (ki.ActivationScaled("relu", mode="fan_out"), normal(math.sqrt(2 / 512))),
     ],
-    ids=["xavier_gain_3", "kaiming_tanh_fan_out", "small_uniform"],
+    ids=["xavier_gain_3", "kaiming_tanh_fan_out", "small_uniform", "activation_scaled_relu"],
 )
 def test_einsum_dense_keeps_the_config_when_it_clones(initializer, expected):
     # EinsumDense rebuilds a VarianceScaling from its config to add the axes:
@@ -209,3 +218,33 @@ def test_einsum_dense_keeps_the_config_when_it_clones(initializer, expected):
     layer = keras.layers.EinsumDense("ab,bcd->acd", (8, 64), kernel_initializer=initializer)
     layer(keras.ops.ones((1, 256)))
     assert_matches(to_numpy(layer.kernel), expected)
+
+
+# ----------------------------------------------------------- ActivationScaled
+
+
+@pytest.mark.parametrize(
+    "activation, stored",
+    [("gelu", "gelu"), ("swish", "swish"), (keras.activations.silu, "silu")],
+)
+def test_activation_scaled_stores_the_activation_by_name(activation, stored):
+    initializer = ki.ActivationScaled(activation, seed=1)
+    config = initializer.get_config()
+    assert config["activation"] == stored
+    assert initializer.scale == ki.gain_for(stored) ** 2
+    assert ki.ActivationScaled.from_config(config).get_config() == config
+
+
+def test_activation_scaled_stores_a_registered_function_by_its_registered_name():
+    @keras.saving.register_keras_serializable(package="test_variance")
+    def halved_relu(x):
+        return 0.5 * keras.ops.relu(x)
+
+    initializer = ki.ActivationScaled(halved_relu)
+    assert initializer.get_config()["activation"] == "test_variance>halved_relu"
+    assert initializer.scale == pytest.approx(8.0, rel=1e-6)  # (2 sqrt(2))^2
+
+
+def test_activation_scaled_refuses_an_unstorable_callable_at_construction():
+    with pytest.raises(ValueError, match=r"^`activation` must be storable in a config"):
+        ki.ActivationScaled(lambda x: x)
