@@ -275,7 +275,7 @@ def gain_for(activation: str | Callable[..., Any]) -> float:
     The sigmoid gives g = 1.8462 (E[sigmoid(z)^2] = 0.29338, scale g^2 =
     3.4086): close to the gain 2 (Var = 4 / fan_in) of ``SigmoidNormal``. The
     sigmoid is not zero-mean, and its second moment is mostly its mean
-    squared (1/4 of 0.293); keeping only the fluctuation, Var(sigmoid(z)) =
+    squared (0.25 of the 0.293); keeping only the fluctuation, Var(sigmoid(z)) =
     0.0434, would take gain 4.80, and the slope argument (sigmoid'(0) = 1/4,
     so the fluctuation's std shrinks by 4) gives gain 4, scale 16: the
     "4 times the Glorot bound" rule. So the seeds' factor 4 in variance is the

@@ -137,9 +137,12 @@ class SigmoidNormal(VarianceScaling):
 
         std = sqrt(4 / fan_in) = 2 / sqrt(fan_in)     (gain 2, scale 4)
 
-    A sigmoid's slope at 0 is 1/4, so a layer of sigmoids passes a quarter of
-    the signal a linear layer would; four times the LeCun variance (1/fan_in)
-    makes up for it. It is the "factor 4" cousin of He's 2 / fan_in for ReLU
+    Why 4: with standard-normal pre-activations a sigmoid's output has second
+    moment E[sigmoid(z)^2] = 0.293, so the next layer keeps the second moment
+    of the signal with gain 1 / sqrt(0.293) = 1.85, scale 3.41
+    (``gain_for("sigmoid")``), which this initializer rounds to gain 2,
+    scale 4. The slope at 0, 1/4, would call for gain 4 (scale 16) instead.
+    It is the "factor 4" cousin of He's 2 / fan_in for ReLU
     and Xavier's 1 / fan_in or 2 / (fan_in + fan_out) for tanh. It is not
     PyTorch's gain 1 for sigmoid, nor the "4 times the Glorot bound" rule
     (16 times Glorot's variance). fan_in is in * prod(receptive_field) for a
@@ -157,7 +160,7 @@ class SigmoidNormal(VarianceScaling):
         (784, 64)
 
     Reference:
-        LeCun et al., 1998, "Efficient BackProp" (the sigmoid's slope of 1/4);
+        LeCun et al., 1998, "Efficient BackProp" (scaling by fan_in for sigmoids);
         Glorot & Bengio, 2010, https://proceedings.mlr.press/v9/glorot10a.html
     """
 
