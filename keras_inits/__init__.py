@@ -7,7 +7,9 @@ saved model that uses one loads again. Import it before ``load_model``.
 
 from keras_inits._gain import calculate_gain
 from keras_inits._registry import get, names
+from keras_inits.orthogonal import BlockOrthogonal, DeltaOrthogonal
 from keras_inits.small import SmallNormal, SmallUniform
+from keras_inits.sparse import Sparse
 from keras_inits.variance import (
     KaimingNormal,
     KaimingUniform,
@@ -21,12 +23,15 @@ from keras_inits.variance import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "BlockOrthogonal",
+    "DeltaOrthogonal",
     "KaimingNormal",
     "KaimingUniform",
     "SigmoidNormal",
     "SigmoidUniform",
     "SmallNormal",
     "SmallUniform",
+    "Sparse",
     "VarianceScaling",
     "XavierNormal",
     "XavierUniform",

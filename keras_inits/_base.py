@@ -15,10 +15,16 @@ Seeds, decided once, here:
 - ``seed=keras.random.SeedGenerator``: Keras's stream semantics; each call
   advances the generator.
 
+A draw made of several random parts (a mask and its values, say) takes one
+seed per part from ``split_seed``, never the same seed twice: two
+``keras.random`` calls given one int seed can be correlated (on JAX a
+normal and a uniform draw then share their random bits).
+
 A subclass implements ``_draw(shape, dtype, seed)`` and lists its own
-arguments in ``get_config``; everything else (validation of shape, dtype
-and seed, empty shapes, config round trips) is here. Nothing in this module
-imports a particular backend.
+arguments in ``get_config``; one that cannot serve every shape overrides
+``_check_shape``, which runs before the empty-shape shortcut. Everything
+else (validation of shape, dtype and seed, empty shapes, config round
+trips) is here. Nothing in this module imports a particular backend.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import keras
 
 from keras_inits._validation import check_dtype, check_seed, check_shape
 
-__all__ = ["RandomInitializer", "Seed", "derive_seed"]
+__all__ = ["RandomInitializer", "Seed", "derive_seed", "split_seed"]
 
 Seed: TypeAlias = "int | keras.random.SeedGenerator | None"
 
@@ -55,6 +61,22 @@ def derive_seed(seed: int, call_index: int) -> int:
     return 1 + int.from_bytes(digest, "little") % _SEED_RANGE
 
 
+def split_seed(seed: Any, count: int) -> tuple[Any, ...]:
+    """``count`` independent seeds for the parts of one draw, from that call's seed.
+
+    An int gives ``count`` hashed sub-seeds; a ``SeedGenerator`` is returned
+    ``count`` times, since each ``keras.random`` call advances it.
+
+    Example:
+        >>> first, second = split_seed(123, 2)
+        >>> first != second and split_seed(123, 2) == (first, second)
+        True
+    """
+    if isinstance(seed, keras.random.SeedGenerator):
+        return (seed,) * count
+    return tuple(derive_seed(seed, part) for part in range(count))
+
+
 class RandomInitializer(keras.initializers.Initializer):
     """Base class: the seed policy, input checks and config round trip.
 
@@ -72,14 +94,18 @@ class RandomInitializer(keras.initializers.Initializer):
 
         Raises:
             ValueError: If ``shape`` has a negative dimension or ``dtype`` is not
-                a floating-point dtype.
+                a floating-point dtype, or the class cannot serve ``shape``.
         """
         shape = check_shape(shape)
         dtype = check_dtype(dtype)
+        self._check_shape(shape)
         seed = self._next_seed()
         if 0 in shape:
             return keras.ops.zeros(shape, dtype=dtype)
         return self._draw(shape, dtype, seed)
+
+    def _check_shape(self, shape: tuple[int, ...]) -> None:
+        """Raises ValueError for a shape the class cannot serve, even an empty one."""
 
     def _draw(self, shape: tuple[int, ...], dtype: str, seed: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement `_draw`.")

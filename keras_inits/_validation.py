@@ -20,7 +20,10 @@ __all__ = [
     "check_choice",
     "check_dtype",
     "check_finite",
+    "check_fraction",
+    "check_kernel_rank",
     "check_positive",
+    "check_positive_int",
     "check_seed",
     "check_shape",
 ]
@@ -59,6 +62,28 @@ def check_positive(name: str, value: Any) -> float:
     if not (math.isfinite(number) and number > 0):
         raise ValueError(f"`{name}` must be a finite number > 0. {_received(name, value)}")
     return number
+
+
+def check_fraction(name: str, value: Any) -> float:
+    """Returns ``value`` as a float; it must be a real number in [0, 1)."""
+    number = _check_real(name, value)
+    if not 0.0 <= number < 1.0:  # also refuses NaN
+        raise ValueError(f"`{name}` must be a number in [0, 1). {_received(name, value)}")
+    return number
+
+
+def check_positive_int(name: str, value: Any, *, allow_none: bool = False) -> int | None:
+    """Returns ``value`` as an int >= 1 (or None, where ``allow_none``); bool is refused."""
+    allowed = "an int >= 1 or None" if allow_none else "an int >= 1"
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"`{name}` must be {allowed}, not {type(value).__name__}. {_received(name, value)}"
+        )
+    if value < 1:
+        raise ValueError(f"`{name}` must be {allowed}. {_received(name, value)}")
+    return int(value)
 
 
 def check_choice(name: str, value: Any, allowed: Sequence[_Choice]) -> _Choice:
@@ -133,6 +158,15 @@ def check_shape(shape: Any) -> tuple[int, ...]:
                 f"`shape` must be a tuple of non-negative ints. {_received('shape', shape)}"
             )
     return tuple(int(dim) for dim in dims)
+
+
+def check_kernel_rank(shape: tuple[int, ...]) -> None:
+    """Refuses a ``shape`` of rank < 2: a kernel is laid out (..., in, out)."""
+    if len(shape) < 2:
+        raise ValueError(
+            "`shape` must have rank >= 2, a kernel laid out (..., in, out). "
+            f"{_received('shape', shape)}"
+        )
 
 
 def check_dtype(dtype: Any) -> str:
