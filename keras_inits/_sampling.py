@@ -123,7 +123,8 @@ def orthogonal(batch: int, rows: int, cols: int, gain: float, dtype: str, seed: 
     gaussian = keras.random.normal((batch, tall, narrow), dtype=draw_dtype, seed=seed)
     q, r = keras.ops.qr(gaussian, mode="reduced")
     diagonal = keras.ops.diagonal(r, axis1=-2, axis2=-1)  # (batch, narrow)
-    signs = keras.ops.cast(keras.ops.where(diagonal < 0, -gain, gain), draw_dtype)
+    # gain joins after the cast, so float64 keeps it to full precision.
+    signs = keras.ops.cast(keras.ops.where(diagonal < 0, -1.0, 1.0), draw_dtype) * gain
     q = q * keras.ops.expand_dims(signs, axis=-2)
     if rows < cols:
         q = keras.ops.transpose(q, (0, 2, 1))
