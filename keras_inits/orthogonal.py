@@ -127,8 +127,8 @@ class BlockOrthogonal(RandomInitializer):
         blocks = self.blocks_for(shape)
         rows, width = math.prod(shape[:-1]), shape[-1] // blocks
         q = _sampling.orthogonal(blocks, rows, width, self.gain, dtype, seed)
-        # (blocks, rows, width) -> (rows, blocks, width): block i is columns i*width...
-        q = keras.ops.transpose(q, (1, 0, 2))
+        if blocks > 1:  # (blocks, rows, width) -> (rows, blocks, width), a copy
+            q = keras.ops.transpose(q, (1, 0, 2))
         return keras.ops.reshape(q, shape)
 
     def get_config(self) -> dict[str, Any]:
