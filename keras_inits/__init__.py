@@ -7,7 +7,9 @@ saved model that uses one loads again. Import it before ``load_model``.
 
 from keras_inits._gain import calculate_gain, gain_for
 from keras_inits._registry import get, names
+from keras_inits.orthogonal import BlockOrthogonal, DeltaOrthogonal
 from keras_inits.small import SmallNormal, SmallUniform
+from keras_inits.sparse import Sparse
 from keras_inits.structural import ICNR, Bilinear, ConvIdentity, HadamardIdentity
 from keras_inits.variance import (
     ActivationScaled,
@@ -28,12 +30,15 @@ __all__ = [
     "ConvIdentity",
     "HadamardIdentity",
     "ICNR",
+    "BlockOrthogonal",
+    "DeltaOrthogonal",
     "KaimingNormal",
     "KaimingUniform",
     "SigmoidNormal",
     "SigmoidUniform",
     "SmallNormal",
     "SmallUniform",
+    "Sparse",
     "VarianceScaling",
     "XavierNormal",
     "XavierUniform",

@@ -18,6 +18,11 @@ Seeds, decided once, here:
 Deterministic initializers (identity-like kernels) take no seed at all and
 give the same values on every call.
 
+A draw made of several random parts (a mask and its values, say) takes one
+seed per part from ``split_seed``, never the same seed twice: two
+``keras.random`` calls given one int seed can be correlated (on JAX a
+normal and a uniform draw then share their random bits).
+
 A random subclass implements ``_draw(shape, dtype, seed)``, a deterministic
 one ``_values(shape)``; each lists its own arguments in ``get_config`` and
 may refuse a shape it cannot fill in ``_check_shape``. Everything else
@@ -43,6 +48,7 @@ __all__ = [
     "RandomInitializer",
     "Seed",
     "derive_seed",
+    "split_seed",
 ]
 
 Seed: TypeAlias = "int | keras.random.SeedGenerator | None"
@@ -64,6 +70,22 @@ def derive_seed(seed: int, call_index: int) -> int:
     """
     digest = hashlib.blake2b(f"{seed}:{call_index}".encode(), digest_size=8).digest()
     return 1 + int.from_bytes(digest, "little") % _SEED_RANGE
+
+
+def split_seed(seed: Any, count: int) -> tuple[Any, ...]:
+    """``count`` independent seeds for the parts of one draw, from that call's seed.
+
+    An int gives ``count`` hashed sub-seeds; a ``SeedGenerator`` is returned
+    ``count`` times, since each ``keras.random`` call advances it.
+
+    Example:
+        >>> first, second = split_seed(123, 2)
+        >>> first != second and split_seed(123, 2) == (first, second)
+        True
+    """
+    if isinstance(seed, keras.random.SeedGenerator):
+        return (seed,) * count
+    return tuple(derive_seed(seed, part) for part in range(count))
 
 
 class BaseInitializer(keras.initializers.Initializer):

@@ -16,7 +16,9 @@ from typing import Any
 
 import keras
 
+from keras_inits.orthogonal import BlockOrthogonal, DeltaOrthogonal
 from keras_inits.small import SmallNormal, SmallUniform
+from keras_inits.sparse import Sparse
 from keras_inits.structural import ICNR, Bilinear, ConvIdentity, HadamardIdentity
 from keras_inits.variance import (
     ActivationScaled,
@@ -47,6 +49,9 @@ CLASSES: tuple[type, ...] = (
     ICNR,
     Bilinear,
     HadamardIdentity,
+    BlockOrthogonal,
+    DeltaOrthogonal,
+    Sparse,
 )
 # Public Keras namespaces whose names a bare custom-object name could shadow:
 # Keras looks custom objects up before its own tables, for every kind of object.

@@ -1,4 +1,4 @@
-"""Exact draws from the three distributions every initializer here uses.
+"""Exact draws from the distributions every initializer here uses.
 
 Each sampler takes a standard deviation (or a bound), a float dtype and a
 seed that ``keras.random`` accepts (an int or a ``SeedGenerator``), and uses
@@ -19,7 +19,7 @@ from typing import Any
 
 import keras
 
-__all__ = ["TRUNCATED_STD", "normal", "truncated_normal", "uniform"]
+__all__ = ["TRUNCATED_STD", "normal", "orthogonal", "truncated_normal", "uniform"]
 
 # Std of a standard normal truncated to [-2, 2]:
 # sqrt(1 - 4 * phi(2) / (Phi(2) - Phi(-2))) = 0.87962566103423978.
@@ -103,3 +103,29 @@ def truncated_normal(shape: tuple[int, ...], stddev: float, dtype: str, seed: An
     values = keras.ops.erfinv(v) * (math.sqrt(2.0) * sigma)
     values = keras.ops.clip(values, -bound, bound)
     return _finish(values, dtype)
+
+
+def orthogonal(batch: int, rows: int, cols: int, gain: float, dtype: str, seed: Any) -> Any:
+    """``batch`` independent Haar-random (rows, cols) matrices times ``gain``.
+
+    Orthonormal columns (Q^T Q = I) where rows >= cols, orthonormal rows
+    (Q Q^T = I) where rows < cols. Q comes from the reduced QR of a standard
+    normal (max, min) matrix, one batched QR for all ``batch``; column j is
+    multiplied by the sign of R[j, j], which makes Q exactly Haar
+    distributed (without it, Q depends on the QR routine's sign convention).
+    float16 and bfloat16 are computed in float32 and cast, as every draw here.
+    Returns a tensor of shape (batch, rows, cols).
+    """
+    tall, narrow = max(rows, cols), min(rows, cols)
+    # Entries of a unit vector of length `tall` have std 1 / sqrt(tall), reach 1.
+    _check_range(gain / math.sqrt(tall), math.sqrt(tall), dtype)
+    draw_dtype = _draw_dtype(dtype)
+    gaussian = keras.random.normal((batch, tall, narrow), dtype=draw_dtype, seed=seed)
+    q, r = keras.ops.qr(gaussian, mode="reduced")
+    diagonal = keras.ops.diagonal(r, axis1=-2, axis2=-1)  # (batch, narrow)
+    # gain joins after the cast, so float64 keeps it to full precision.
+    signs = keras.ops.cast(keras.ops.where(diagonal < 0, -1.0, 1.0), draw_dtype) * gain
+    q = q * keras.ops.expand_dims(signs, axis=-2)
+    if rows < cols:
+        q = keras.ops.transpose(q, (0, 2, 1))
+    return _finish(q, dtype)

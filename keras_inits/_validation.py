@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import keras
 
@@ -20,6 +20,8 @@ __all__ = [
     "check_choice",
     "check_dtype",
     "check_finite",
+    "check_fraction",
+    "check_kernel_rank",
     "check_positive",
     "check_positive_int",
     "check_seed",
@@ -63,13 +65,29 @@ def check_positive(name: str, value: Any) -> float:
     return number
 
 
-def check_positive_int(name: str, value: Any) -> int:
-    """Returns ``value`` as an int; it must be an integer >= 1 (bool refused)."""
+def check_fraction(name: str, value: Any) -> float:
+    """Returns ``value`` as a float; it must be a real number in [0, 1)."""
+    number = _check_real(name, value)
+    if not 0.0 <= number < 1.0:  # also refuses NaN
+        raise ValueError(f"`{name}` must be a number in [0, 1). {_received(name, value)}")
+    return number
+
+
+@overload
+def check_positive_int(name: str, value: Any, *, allow_none: Literal[False] = False) -> int: ...
+@overload
+def check_positive_int(name: str, value: Any, *, allow_none: bool) -> int | None: ...
+def check_positive_int(name: str, value: Any, *, allow_none: bool = False) -> int | None:
+    """Returns ``value`` as an int >= 1 (or None, where ``allow_none``); bool is refused."""
+    allowed = "an int >= 1 or None" if allow_none else "an int >= 1"
+    if value is None and allow_none:
+        return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        kind = "bool" if isinstance(value, bool) else type(value).__name__
-        raise TypeError(f"`{name}` must be an int, not {kind}. {_received(name, value)}")
+        raise TypeError(
+            f"`{name}` must be {allowed}, not {type(value).__name__}. {_received(name, value)}"
+        )
     if value < 1:
-        raise ValueError(f"`{name}` must be an int >= 1. {_received(name, value)}")
+        raise ValueError(f"`{name}` must be {allowed}. {_received(name, value)}")
     return int(value)
 
 
@@ -145,6 +163,14 @@ def check_shape(shape: Any) -> tuple[int, ...]:
                 f"`shape` must be a tuple of non-negative ints. {_received('shape', shape)}"
             )
     return tuple(int(dim) for dim in dims)
+
+
+def check_kernel_rank(
+    owner: str, shape: tuple[int, ...], layout: str = "(*receptive_field, in, out)"
+) -> None:
+    """Refuses a ``shape`` of rank < 2 for ``owner``: a kernel is laid out ``layout``."""
+    if len(shape) < 2:
+        raise shape_error(owner, f"have rank >= 2, laid out {layout}", shape)
 
 
 def check_dtype(dtype: Any) -> str:

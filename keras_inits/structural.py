@@ -26,7 +26,13 @@ import keras
 import numpy as np
 
 from keras_inits._base import DeterministicInitializer, RandomInitializer, Seed
-from keras_inits._validation import check_choice, check_positive, check_positive_int, shape_error
+from keras_inits._validation import (
+    check_choice,
+    check_kernel_rank,
+    check_positive,
+    check_positive_int,
+    shape_error,
+)
 
 __all__ = ["ICNR", "Bilinear", "ConvIdentity", "HadamardIdentity", "Layout"]
 
@@ -35,11 +41,6 @@ _LAYOUTS = {
     "conv": "(*receptive_field, in, out)",
     "depthwise": "(*receptive_field, channels, multiplier)",
 }
-
-
-def _check_rank(owner: str, shape: tuple[int, ...], layout: str) -> None:
-    if len(shape) < 2:
-        raise shape_error(owner, f"have rank >= 2, laid out {layout}", shape)
 
 
 def _at_centre_tap(shape: tuple[int, ...], matrix: np.ndarray) -> np.ndarray:
@@ -94,7 +95,7 @@ class ConvIdentity(DeterministicInitializer):
         self.layout = check_choice("layout", layout, get_args(Layout))
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
-        _check_rank(type(self).__name__, shape, _LAYOUTS[self.layout])
+        check_kernel_rank(type(self).__name__, shape, _LAYOUTS[self.layout])
 
     def _values(self, shape: tuple[int, ...]) -> np.ndarray:
         channels, outputs = shape[-2:]
@@ -173,7 +174,7 @@ class HadamardIdentity(DeterministicInitializer):
     """
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
-        _check_rank(type(self).__name__, shape, _LAYOUTS["conv"])
+        check_kernel_rank(type(self).__name__, shape, _LAYOUTS["conv"])
 
     def _values(self, shape: tuple[int, ...]) -> np.ndarray:
         return _at_centre_tap(shape, _zero_matrix(*shape[-2:]))
@@ -334,7 +335,7 @@ class ICNR(RandomInitializer):
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
         owner = type(self).__name__
-        _check_rank(owner, shape, _LAYOUTS["conv"])
+        check_kernel_rank(owner, shape, _LAYOUTS["conv"])
         blocks = self.scale**2
         if shape[-1] % blocks:
             raise shape_error(

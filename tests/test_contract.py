@@ -3,7 +3,8 @@
 A class added to ``keras_inits._registry.CLASSES`` is covered here the
 moment it is registered: config round trips, string names in every Keras
 layer that takes an initializer, dtypes, seed semantics and empty shapes.
-A class that cannot fill every kernel declares what it serves in SERVES; a
+A class that cannot fill every kernel declares in SERVES what it is tested
+on, which layers it serves and which it must refuse with a clear error; a
 deterministic class (a DeterministicInitializer) is held to "same values
 every call, no seed" instead of the random seed semantics.
 """
@@ -33,6 +34,9 @@ class Serves:
     kernel: tuple[int, ...] = (64, 32)
     empty: tuple[tuple[int, ...], ...] = ((0, 3), (3, 3, 0, 8))
     layers: tuple[str, ...] | None = None  # None: every layer in LAYERS
+    # Layer -> the error (a regex) with which the class must refuse that layer's
+    # kernels: the layer must raise it, never build garbage.
+    refuses: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 # Layers whose every kernel is laid out (*receptive_field, in, out). Transposed
@@ -54,6 +58,30 @@ SERVES = {
     "Bilinear": Serves(
         kernel=(4, 4, 8, 8), empty=((4, 4, 0, 0),), layers=("Conv2DTransposeUpsample",)
     ),
+    # Needs out >= in: an (in, out) matrix with out < in cannot keep every norm. The
+    # transposed convs, Dense(4) on 8 inputs, SeparableConv2D's pointwise (1, 1, 12, 4)
+    # and Embedding (50, 8) have out < in.
+    "DeltaOrthogonal": Serves(
+        kernel=(3, 3, 32, 64),
+        refuses=dict.fromkeys(
+            (
+                "Dense",
+                "Conv1DTranspose",
+                "Conv2DTranspose",
+                "Conv3DTranspose",
+                "SeparableConv2D",
+                "Embedding",
+            ),
+            r"must have out >= in .* Received: shape=\(",
+        ),
+    ),
+    # The RNNs' kernels have 3 or 4 rows: round(0.9 * rows) = rows zeros would leave
+    # every column empty.
+    "Sparse": Serves(
+        refuses=dict.fromkeys(
+            ("SimpleRNN", "LSTM", "GRU"), r"leave a nonzero weight .* Received: .*shape=\("
+        )
+    ),
 }
 
 
@@ -64,9 +92,6 @@ def serves(cls) -> Serves:
 def make(cls, seed=None):
     """An instance with ``seed`` where the class takes one."""
     return cls() if issubclass(cls, DeterministicInitializer) else cls(seed=seed)
-
-
-# -------------------------------------------------------------------------------
 
 
 def string_name(cls):
@@ -258,6 +283,7 @@ def test_serves_table_names_real_classes_and_layers():
     assert set(SERVES) <= {cls.__name__ for cls in CLASSES}
     for entry in SERVES.values():
         assert entry.layers is None or (entry.layers and set(entry.layers) <= set(LAYERS))
+        assert set(entry.refuses) <= set(LAYERS) - set(entry.layers or ())
 
 
 @pytest.mark.parametrize("layer_name", sorted(LAYERS))
@@ -267,6 +293,11 @@ def test_string_names_work_in_every_layer(layer_name):
     assert served, f"no class serves {layer_name}"
     for cls in served:
         layer = make_layer(string_name(cls))
+        refusal = serves(cls).refuses.get(layer_name)
+        if refusal:
+            with pytest.raises(ValueError, match=refusal):
+                build(layer, input_shape)
+            continue
         build(layer, input_shape)
         config = layer.get_config()
         for key in keys:

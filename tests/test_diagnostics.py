@@ -239,7 +239,7 @@ def test_compare_config_refuses_bad_values():
         CompareConfig(depth=0)
     with pytest.raises(ValueError, match=r"`lr` must be a finite number > 0. Received: lr=-0.1"):
         CompareConfig(lr=-0.1)
-    with pytest.raises(TypeError, match=r"`epochs` must be an int, not float"):
+    with pytest.raises(TypeError, match=r"`epochs` must be an int >= 1, not float"):
         CompareConfig(epochs=1.5)
 
 

@@ -168,12 +168,12 @@ def test_icnr_config_nests_the_initializer():
         (
             lambda: ki.ICNR(scale=True),
             TypeError,
-            "`scale` must be an int, not bool. Received: scale=True",
+            "`scale` must be an int >= 1, not bool. Received: scale=True",
         ),
         (
             lambda: ki.ICNR(scale=2.0),
             TypeError,
-            "`scale` must be an int, not float. Received: scale=2.0",
+            "`scale` must be an int >= 1, not float. Received: scale=2.0",
         ),
         (
             lambda: ki.ICNR(initializer="kaiming_normall"),
