@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import keras
 
-from keras_inits.diagnostics import CompareConfig, format_results, plot_stats, run_compare
+from keras_inits.diagnostics import CompareConfig, format_results, plot_results, run_compare
 
 
 def main(epochs: int = 10, plot: str | None = "out/relu_depth.png") -> None:
@@ -32,9 +32,7 @@ def main(epochs: int = 10, plot: str | None = "out/relu_depth.png") -> None:
     print(f"backend {keras.backend.backend()}, {epochs} epochs")
     print(format_results(results))
     if plot:
-        stats = {result.label: result.layers for result in results}
-        curves = {result.label: result.loss_curve for result in results}
-        print("wrote", plot_stats(stats, plot, curves, title="30 x 64 ReLU MLP on digits"))
+        print("wrote", plot_results(results, plot, title="30 x 64 ReLU MLP on digits"))
 
 
 if __name__ == "__main__":

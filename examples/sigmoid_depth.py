@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import keras
 
-from keras_inits.diagnostics import CompareConfig, format_results, plot_stats, run_compare
+from keras_inits.diagnostics import CompareConfig, format_results, plot_results, run_compare
 
 
 def main(epochs: int = 20, plot: str | None = "out/sigmoid_depth.png") -> None:
@@ -36,9 +36,7 @@ def main(epochs: int = 20, plot: str | None = "out/sigmoid_depth.png") -> None:
     print(f"backend {keras.backend.backend()}, {epochs} epochs")
     print(format_results(results))
     if plot:
-        stats = {result.label: result.layers for result in results}
-        curves = {result.label: result.loss_curve for result in results}
-        print("wrote", plot_stats(stats, plot, curves, title="5 x 128 sigmoid MLP on digits"))
+        print("wrote", plot_results(results, plot, title="5 x 128 sigmoid MLP on digits"))
 
 
 if __name__ == "__main__":

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TextIO
 
 import keras
@@ -94,17 +95,10 @@ def _compare(config: CompareConfig, args: argparse.Namespace) -> int:
         _write_json(args.json, config, results)
         print(f"\nwrote {args.json}")
     if args.plot:
-        from keras_inits.diagnostics._plots import plot_stats
+        from keras_inits.diagnostics._plots import plot_results
 
-        plot_stats(
-            {result.label: result.layers for result in results},
-            args.plot,
-            loss_curves={result.label: result.loss_curve for result in results},
-            title=(
-                f"{config.depth} x {config.width} {config.activation} MLP on digits "
-                f"({keras.backend.backend()})"
-            ),
-        )
+        title = f"{config.depth} x {config.width} {config.activation} MLP on digits"
+        plot_results(results, args.plot, title=f"{title} ({keras.backend.backend()})")
         print(f"wrote {args.plot}")
     return 0
 
@@ -199,26 +193,22 @@ def _at_least_one(value: str) -> int:
 
 
 def _positive(value: str) -> float:
-    number = _float(value)
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {value!r}")
-    return number
+    return _finite(value, "> 0", lambda number: number > 0)
 
 
 def _non_negative(value: str) -> float:
-    number = _float(value)
-    if not number >= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {value!r}")
-    return number
+    return _finite(value, ">= 0", lambda number: number >= 0)
 
 
-def _float(value: str) -> float:
+def _finite(value: str, bound: str, within: Callable[[float], bool]) -> float:
     try:
         number = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number, got {value!r}") from None
-    if number != number or number in (float("inf"), float("-inf")):
+    if not math.isfinite(number):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {value!r}")
+    if not within(number):
+        raise argparse.ArgumentTypeError(f"must be a finite number {bound}, got {value!r}")
     return number
 
 

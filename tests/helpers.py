@@ -48,3 +48,14 @@ def std_tolerance(sigma: float, n: int, kurtosis: float = 0.0) -> float:
 def backend_has_float64() -> bool:
     """JAX gives float32 for float64 unless jax_enable_x64 is set."""
     return keras.backend.standardize_dtype(keras.ops.zeros((1,), "float64").dtype) == "float64"
+
+
+def assert_error(make, error_type: type[Exception], message: str, *, prefix: bool = False) -> None:
+    """``make()`` raises ``error_type`` whose message is ``message`` (or starts with it)."""
+    try:
+        make()
+    except error_type as error:
+        text = str(error)
+        assert text.startswith(message) if prefix else text == message, text
+    else:
+        raise AssertionError(f"no {error_type.__name__} raised; expected: {message}")

@@ -24,7 +24,7 @@ import math
 import keras
 import numpy as np
 import pytest
-from helpers import assert_matches, backend_has_float64, to_numpy
+from helpers import assert_error, assert_matches, backend_has_float64, to_numpy
 from scipy import stats
 
 import keras_inits as ki
@@ -289,9 +289,7 @@ BLOCK_ERRORS = [
 @pytest.mark.parametrize("index", range(len(BLOCK_ERRORS)))
 def test_bad_arguments_give_the_exact_message(index):
     make, error_type, message = BLOCK_ERRORS[index]
-    with pytest.raises(error_type) as info:
-        make()
-    assert str(info.value) == message
+    assert_error(make, error_type, message)
 
 
 def test_config_round_trip_keeps_blocks_and_gain():

@@ -5,7 +5,7 @@ import math
 import keras
 import numpy as np
 import pytest
-from helpers import SIGMAS, assert_matches, backend_has_float64, to_numpy
+from helpers import SIGMAS, assert_error, assert_matches, backend_has_float64, to_numpy
 from scipy import stats
 
 import keras_inits as ki
@@ -196,9 +196,7 @@ ERRORS = [
 @pytest.mark.parametrize("index", range(len(ERRORS)))
 def test_bad_arguments_give_the_exact_message(index):
     make, error_type, message = ERRORS[index]
-    with pytest.raises(error_type) as info:
-        make()
-    assert str(info.value) == message
+    assert_error(make, error_type, message)
 
 
 def test_empty_kernel_is_empty_and_checked():

@@ -15,7 +15,7 @@ from keras_inits.diagnostics._compare import (
     load_digits,
     run_compare,
 )
-from keras_inits.diagnostics._plots import plot_stats
+from keras_inits.diagnostics._plots import plot_results, plot_stats
 from keras_inits.diagnostics._stats import LayerStats, format_stats, layer_stats
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "format_stats",
     "layer_stats",
     "load_digits",
+    "plot_results",
     "plot_stats",
     "run_compare",
 ]

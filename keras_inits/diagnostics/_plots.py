@@ -11,9 +11,26 @@ import os
 from collections.abc import Mapping, Sequence
 
 from keras_inits._extras import import_optional
+from keras_inits.diagnostics._compare import RunResult
 from keras_inits.diagnostics._stats import LayerStats
 
-__all__ = ["plot_stats"]
+__all__ = ["plot_results", "plot_stats"]
+
+
+def plot_results(
+    results: Sequence[RunResult], path: str | os.PathLike[str], title: str | None = None
+) -> str:
+    """``plot_stats`` of ``run_compare``'s results, with their loss curves: one PNG.
+
+    Raises:
+        MissingExtraError: If matplotlib is not installed.
+    """
+    return plot_stats(
+        {result.label: result.layers for result in results},
+        path,
+        loss_curves={result.label: result.loss_curve for result in results},
+        title=title,
+    )
 
 
 def plot_stats(
