@@ -187,7 +187,6 @@ def test_to_dict_and_table():
 
 
 def test_plot_stats_writes_a_png(tmp_path):
-    pytest.importorskip("matplotlib")
     records = layer_stats(two_layer_model(), X, Y, loss="mse")
     path = plot_stats({"a": records, "b": records}, tmp_path / "sub" / "plot.png", {"a": [2, 1]})
     with open(path, "rb") as file:
