@@ -10,9 +10,10 @@ JAX and torch get a faster, leaner path of the same distribution, and this
 is the one module that looks at ``keras.backend.backend()`` (see
 BENCHMARKS.md for the figures):
 
-- TensorFlow: the raw stateless ops, so no draw carries Keras's ``+ mean``
-  or ``* (maxval - minval) + minval`` passes, and no more than two
-  output-sized tensors are alive at once.
+- TensorFlow: the raw stateless ops in one ``tf.function`` per kind and
+  dtype (traced once, for any shape; no XLA, so nothing compiles per
+  shape): no ``+ mean`` pass as in Keras's normal, and the graph reuses
+  each intermediate's buffer, so the output is the only tensor of its size.
 - JAX: one jitted program per draw, scale and clip fused into it; outside a
   trace it fills the output in chunks of ``_JAX_CHUNK`` values (each from
   its own ``fold_in`` key), so the threefry temporaries stay small. Inside
@@ -173,7 +174,39 @@ _PORTABLE: dict[str, Callable[..., Any]] = {
 }
 
 
-# TensorFlow: raw stateless ops, the same Philox stream keras.random draws.
+# TensorFlow: raw stateless ops, the same Philox stream keras.random draws, in
+# one graph per (kind, dtype): any shape, no retracing, and the graph runtime
+# hands each intermediate's buffer on to the next op, where eager ops could
+# not (the Python reference keeps it alive).
+
+
+@functools.cache
+def _tensorflow_program(kind: str, dtype: str) -> Callable[..., Any]:
+    import tensorflow as tf
+
+    signature = [
+        tf.TensorSpec([2], tf.int32),
+        tf.TensorSpec([None], tf.int32),
+        tf.TensorSpec([], dtype),
+    ]
+
+    @tf.function(input_signature=signature, autograph=False)
+    def program(pair: Any, shape: Any, scale: Any) -> Any:
+        key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=pair)
+        alg = tf.raw_ops.StatelessRandomGetAlg()
+        args = {"shape": shape, "key": key, "counter": counter, "alg": alg, "dtype": dtype}
+        if kind == "normal":
+            return tf.raw_ops.StatelessRandomNormalV2(**args) * scale
+        values = tf.raw_ops.StatelessRandomUniformV2(**args)  # [0, 1)
+        if kind == "uniform":
+            return values * (2.0 * scale) - scale
+        values = tf.math.erfinv(values * (2.0 * _ERF_SQRT2) - _ERF_SQRT2)
+        values = values * (math.sqrt(2.0) * scale)
+        bound = 2.0 * scale
+        # One kernel; tf.clip_by_value is two (minimum, then maximum).
+        return tf.raw_ops.ClipByValue(t=values, clip_value_min=-bound, clip_value_max=bound)
+
+    return program
 
 
 def _tensorflow(kind: Kind, shape: tuple[int, ...], scale: float, dtype: str, seed: Any) -> Any:
@@ -183,24 +216,9 @@ def _tensorflow(kind: Kind, shape: tuple[int, ...], scale: float, dtype: str, se
     pair = tf.cast(pair, tf.int64) if tf.is_tensor(pair) else tf.constant(pair, tf.int64)
     # What Keras does to fit a seed into the int32 the stateless ops take.
     pair = tf.cast(tf.math.floormod(pair, tf.int32.max - 1), tf.int32)
-    key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=pair)
-    alg = tf.raw_ops.StatelessRandomGetAlg()
-    args = {"shape": list(shape), "key": key, "counter": counter, "alg": alg, "dtype": dtype}
-    if kind == "normal":
-        return tf.raw_ops.StatelessRandomNormalV2(**args) * scale
-    # Rebinding `values` frees each intermediate as soon as the next exists.
-    values = tf.raw_ops.StatelessRandomUniformV2(**args)  # [0, 1)
-    if kind == "uniform":
-        values = values * (2.0 * scale)
-        return values - scale
-    values = values * (2.0 * _ERF_SQRT2)
-    values = values - _ERF_SQRT2
-    values = tf.math.erfinv(values)
-    values = values * (math.sqrt(2.0) * scale)
-    # One kernel; tf.clip_by_value is two (minimum, then maximum) and so
-    # holds a third output-sized tensor.
-    bound = tf.constant(2.0 * scale, dtype)
-    return tf.raw_ops.ClipByValue(t=values, clip_value_min=-bound, clip_value_max=bound)
+    return _tensorflow_program(kind, dtype)(
+        pair, tf.constant(shape, tf.int32, shape=[len(shape)]), tf.constant(scale, dtype)
+    )
 
 
 # JAX: one jitted program per (kind, shape, dtype), chunked outside a trace.
