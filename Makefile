@@ -33,6 +33,19 @@ test: $(STAMP)
 	if [ -n "$$failed" ]; then echo "FAILED on:$$failed"; exit 1; fi; \
 	echo "All backends passed: $(BACKENDS)"
 
+# One benchmark process per installed backend (benchmarks/bench_sampling.py);
+# prints the tables BENCHMARKS.md records. Slow (minutes), and never run by pytest.
+.PHONY: bench
+bench: $(STAMP)
+	@for backend in $(BACKENDS); do \
+		if $(BIN)/python -c "import $$backend" 2>/dev/null; then \
+			echo "=== KERAS_BACKEND=$$backend ==="; \
+			KERAS_BACKEND=$$backend $(BIN)/python benchmarks/bench_sampling.py || exit 1; \
+		else \
+			echo "=== $$backend is not installed: skipped ==="; \
+		fi; \
+	done
+
 lint: $(STAMP)
 	$(BIN)/ruff check keras_inits tests examples
 	$(BIN)/ruff format --check keras_inits tests examples
