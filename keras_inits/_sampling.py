@@ -265,7 +265,9 @@ def _jax(kind: Kind, shape: tuple[int, ...], scale: float, dtype: str, seed: Any
     import jax.numpy as jnp
 
     key = jnp.asarray(_seed_pair(seed), dtype=jnp.uint32)
-    tracing = isinstance(jnp.ones(()), jax.core.Tracer)
+    # Inside a trace even a key made from constants is a tracer; checking it
+    # saves the extra dispatch of Keras's own check (``jnp.ones(())``).
+    tracing = isinstance(key, jax.core.Tracer)
     return _jax_program()(key, scale, kind=kind, shape=shape, dtype=dtype, chunk=not tracing)
 
 
