@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # Quieten TensorFlow's C++ start-up logging.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test lint clean
+.PHONY: demo test bench lint clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -35,9 +35,22 @@ test: $(STAMP)
 	if [ -n "$$failed" ]; then echo "FAILED on:$$failed"; exit 1; fi; \
 	echo "All backends passed: $(BACKENDS)"
 
+# One process per benchmark and installed backend; prints the tables BENCHMARKS.md
+# records. Slow (minutes), and never run by pytest.
+bench: $(STAMP)
+	@for backend in $(BACKENDS); do \
+		if $(BIN)/python -c "import $$backend" 2>/dev/null; then \
+			echo "=== KERAS_BACKEND=$$backend ==="; \
+			KERAS_BACKEND=$$backend $(BIN)/python benchmarks/bench_sampling.py || exit 1; \
+			KERAS_BACKEND=$$backend $(BIN)/python benchmarks/bench_orthogonal.py || exit 1; \
+		else \
+			echo "=== $$backend is not installed: skipped ==="; \
+		fi; \
+	done
+
 lint: $(STAMP)
-	$(BIN)/ruff check keras_inits tests examples
-	$(BIN)/ruff format --check keras_inits tests examples
+	$(BIN)/ruff check keras_inits tests examples benchmarks
+	$(BIN)/ruff format --check keras_inits tests examples benchmarks
 	$(BIN)/mypy
 
 clean:

@@ -12,9 +12,10 @@ Two comparisons, on the backend KERAS_BACKEND names:
   4 * (4/3) n^3 = 5.3 n^3, one tall matrix 8 n^3 - 2/3 n^3 = 7.3 n^3, so
   ours should take ~0.73 of the time.
 
-The two sides run alternately (A B, then B A, ...) so that drift in the
-machine's load hits both, and the median of ``--repeats`` is reported. The
-ratio is ours / Keras's: below 1 means ours is faster. With ``--breakdown``
+The two sides run alternately (``_harness.time_pair``) so that drift in the
+machine's load hits both; times are medians of ``--repeats`` and the ratio
+is the median of the per-pair ratios, ours / Keras's: below 1 means ours is
+faster. With ``--breakdown``
 it also times the parts of our draw (normal draw, batched QR) against
 Keras's single QR, to show what dominates.
 
@@ -31,10 +32,9 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
-import time
-from collections.abc import Callable
 from typing import Any
+
+from _harness import PairTiming, time_pair
 
 # Imported in main(), after --threads has set the environment the backends read.
 keras: Any = None
@@ -52,31 +52,10 @@ def limit_threads(threads: int) -> None:
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
 
 
-def sync(value: Any) -> Any:
-    """Waits until ``value`` is computed (JAX dispatches asynchronously)."""
-    if hasattr(value, "block_until_ready"):
-        return value.block_until_ready()
-    return keras.ops.convert_to_numpy(value[..., :1])  # a small read forces TF/torch
-
-
-def alternate(a: Callable[[], Any], b: Callable[[], Any], repeats: int) -> tuple[float, float]:
-    """Median seconds of ``a`` and of ``b``, run alternately after one warm-up each."""
-    sync(a())
-    sync(b())
-    times: tuple[list[float], list[float]] = ([], [])
-    for index in range(repeats):
-        order = ((0, a), (1, b)) if index % 2 == 0 else ((1, b), (0, a))
-        for slot, function in order:
-            start = time.perf_counter()
-            sync(function())
-            times[slot].append(time.perf_counter() - start)
-    return statistics.median(times[0]), statistics.median(times[1])
-
-
-def row(case: str, n: int, shape: tuple[int, ...], ours: float, theirs: float) -> str:
+def row(case: str, n: int, shape: tuple[int, ...], timing: PairTiming) -> str:
     return (
-        f"| {keras.backend.backend()} | {case} | {n} | {shape} | {ours * 1e3:.1f} | "
-        f"{theirs * 1e3:.1f} | {ours / theirs:.2f} |"
+        f"| {keras.backend.backend()} | {case} | {n} | {shape} | {timing.a_ms:.1f} | "
+        f"{timing.b_ms:.1f} | {timing.ratio:.2f} |"
     )
 
 
@@ -84,20 +63,18 @@ def breakdown(n: int, repeats: int) -> list[str]:
     """The batched QR of 4 (n, n) blocks vs the QR of one (4n, n) matrix, and the draw."""
     blocks = keras.random.normal((4, n, n), seed=1)
     tall = keras.random.normal((4 * n, n), seed=1)
-    qr_blocks, qr_tall = alternate(
-        lambda: keras.ops.qr(blocks)[0], lambda: keras.ops.qr(tall)[0], repeats
-    )
-    draw, whole = alternate(
+    qr = time_pair(lambda: keras.ops.qr(blocks)[0], lambda: keras.ops.qr(tall)[0], repeats=repeats)
+    draw = time_pair(
         lambda: keras.random.normal((4, n, n), seed=2),
         lambda: ki.BlockOrthogonal(seed=3)((n, 4 * n)),
-        repeats,
+        repeats=repeats,
     )
     backend = keras.backend.backend()
     return [
         f"| {backend} | QR only: 4 x ({n}, {n}) batched vs one ({4 * n}, {n}) | "
-        f"{qr_blocks * 1e3:.1f} | {qr_tall * 1e3:.1f} | {qr_blocks / qr_tall:.2f} |",
+        f"{qr.a_ms:.1f} | {qr.b_ms:.1f} | {qr.ratio:.2f} |",
         f"| {backend} | normal draw (4, {n}, {n}) vs whole BlockOrthogonal | "
-        f"{draw * 1e3:.1f} | {whole * 1e3:.1f} | {draw / whole:.2f} |",
+        f"{draw.a_ms:.1f} | {draw.b_ms:.1f} | {draw.ratio:.2f} |",
     ]
 
 
@@ -130,20 +107,20 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for n in args.sizes if "one" in args.cases else ():
         square = (n, n)
-        ours, theirs = alternate(
+        timing = time_pair(
             lambda s=square: ki.BlockOrthogonal(blocks=1, seed=1)(s),
             lambda s=square: keras.initializers.Orthogonal(seed=1)(s),
-            args.repeats,
+            repeats=args.repeats,
         )
-        print(row("one block", n, square, ours, theirs), flush=True)
+        print(row("one block", n, square, timing), flush=True)
     for n in args.sizes if "lstm" in args.cases else ():
         gates = (n, 4 * n)
-        ours, theirs = alternate(
+        timing = time_pair(
             lambda s=gates: ki.BlockOrthogonal(seed=1)(s),
             lambda s=gates: keras.initializers.Orthogonal(seed=1)(s),
-            args.repeats,
+            repeats=args.repeats,
         )
-        print(row("LSTM: 4 blocks vs one", n, gates, ours, theirs), flush=True)
+        print(row("LSTM: 4 blocks vs one", n, gates, timing), flush=True)
     if args.breakdown:
         print()
         print("| backend | part | ours (ms) | reference (ms) | ratio |")

@@ -1,9 +1,29 @@
 """Exact draws from the distributions every initializer here uses.
 
 Each sampler takes a standard deviation (or a bound), a float dtype and a
-seed that ``keras.random`` accepts (an int or a ``SeedGenerator``), and uses
-only ``keras.random`` and ``keras.ops``: no NumPy round trip, so Keras can
-trace a call under ``jax.jit`` with an output sharding.
+seed that ``keras.random`` accepts (an int or a ``SeedGenerator``, which
+advances once per draw, as Keras's own draws advance it). No NumPy round
+trip: Keras can trace a call under ``jax.jit`` with an output sharding.
+
+The portable path uses only ``keras.random`` and ``keras.ops``. TensorFlow,
+JAX and torch get a faster, leaner path of the same distribution, and this
+is the one module that looks at ``keras.backend.backend()`` (see
+BENCHMARKS.md for the figures):
+
+- TensorFlow: the raw stateless ops in one ``tf.function`` per kind and
+  dtype (traced once, for any shape; no XLA, so nothing compiles per
+  shape): no ``+ mean`` pass as in Keras's normal, and the graph reuses
+  each intermediate's buffer, so the output is the only tensor of its size.
+- JAX: one jitted program per draw, scale and clip fused into it; outside a
+  trace it fills the output in chunks of ``_JAX_CHUNK`` values (each from
+  its own ``fold_in`` key), so the threefry temporaries stay small. Inside
+  an outer trace (``jax.jit`` with a sharding) it draws unchunked, so XLA
+  can shard the draw.
+- torch: in-place draws (``uniform_``, ``erfinv_``, ``mul_``, ``clamp_``)
+  into the one output tensor; nothing else output-sized is allocated.
+
+Each path draws its own stream: the same int seed gives the same values on
+one backend and version, not across backends or paths.
 
 float16 and bfloat16 are drawn in float32 and cast: drawing in 16 bits would
 bias the tails and the inverse CDF. This module must never return a value
@@ -14,8 +34,10 @@ zeros) is refused with an error naming ``dtype``.
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 
 import keras
 
@@ -36,6 +58,12 @@ _RANGE = {
 }
 # A standard normal exceeds 8.5 in absolute value with probability 1.9e-17.
 _NORMAL_REACH = 8.5
+# JAX draws outside a trace fill the output 2**16 values at a time: the
+# threefry temporaries of one chunk (~1 MiB) stay in cache, where drawing all
+# at once holds ~3 output-sized temporaries.
+_JAX_CHUNK = 1 << 16
+
+Kind = Literal["uniform", "normal", "truncated_normal"]
 
 
 def _check_range(stddev: float, reach: float, dtype: str) -> None:
@@ -70,19 +98,13 @@ def _finish(values: Any, dtype: str) -> Any:
 def uniform(shape: tuple[int, ...], limit: float, dtype: str, seed: Any) -> Any:
     """U(-limit, limit): mean 0, std limit / sqrt(3)."""
     _check_range(limit / math.sqrt(3.0), math.sqrt(3.0), dtype)
-    values = keras.random.uniform(
-        shape, minval=-limit, maxval=limit, dtype=_draw_dtype(dtype), seed=seed
-    )
-    return _finish(values, dtype)
+    return _finish(_draw("uniform", shape, limit, _draw_dtype(dtype), seed), dtype)
 
 
 def normal(shape: tuple[int, ...], stddev: float, dtype: str, seed: Any) -> Any:
     """N(0, stddev^2), untruncated."""
     _check_range(stddev, _NORMAL_REACH, dtype)
-    values = keras.random.normal(
-        shape, mean=0.0, stddev=stddev, dtype=_draw_dtype(dtype), seed=seed
-    )
-    return _finish(values, dtype)
+    return _finish(_draw("normal", shape, stddev, _draw_dtype(dtype), seed), dtype)
 
 
 def truncated_normal(shape: tuple[int, ...], stddev: float, dtype: str, seed: Any) -> Any:
@@ -94,15 +116,8 @@ def truncated_normal(shape: tuple[int, ...], stddev: float, dtype: str, seed: An
     erfinv, so no value ever lies beyond 2 * stddev / TRUNCATED_STD.
     """
     _check_range(stddev, 2.0 / TRUNCATED_STD, dtype)
-    draw_dtype = _draw_dtype(dtype)
     sigma = stddev / TRUNCATED_STD  # std of the underlying untruncated normal
-    bound = 2.0 * sigma
-    v = keras.random.uniform(
-        shape, minval=-_ERF_SQRT2, maxval=_ERF_SQRT2, dtype=draw_dtype, seed=seed
-    )
-    values = keras.ops.erfinv(v) * (math.sqrt(2.0) * sigma)
-    values = keras.ops.clip(values, -bound, bound)
-    return _finish(values, dtype)
+    return _finish(_draw("truncated_normal", shape, sigma, _draw_dtype(dtype), seed), dtype)
 
 
 def orthogonal(batch: int, rows: int, cols: int, gain: float, dtype: str, seed: Any) -> Any:
@@ -129,3 +144,179 @@ def orthogonal(batch: int, rows: int, cols: int, gain: float, dtype: str, seed: 
     if rows < cols:
         q = keras.ops.transpose(q, (0, 2, 1))
     return _finish(q, dtype)
+
+
+def _draw(kind: Kind, shape: tuple[int, ...], scale: float, dtype: str, seed: Any) -> Any:
+    """Dispatches to the backend's fast path, or the portable one.
+
+    ``scale`` is the uniform's limit, the normal's std, or the std ``sigma``
+    of the normal that the truncated normal cuts at +-2 sigma.
+    """
+    fast = _FAST.get(keras.backend.backend())
+    if fast is not None and _is_fast_seed(seed):
+        values = fast(kind, shape, scale, dtype, seed)
+        if values is not None:
+            return values
+    return _PORTABLE[kind](shape, scale, dtype, seed)
+
+
+def _is_fast_seed(seed: Any) -> bool:
+    if isinstance(seed, keras.random.SeedGenerator):
+        return True
+    return isinstance(seed, int) and not isinstance(seed, bool)
+
+
+def _seed_pair(seed: Any) -> Any:
+    """The two seed words Keras's own draws use: (seed, 0), or the generator's next."""
+    if isinstance(seed, keras.random.SeedGenerator):
+        return seed.next()
+    return (seed & 0xFFFFFFFF, 0)
+
+
+# The portable path: keras.random and keras.ops only.
+
+
+def _portable_uniform(shape: tuple[int, ...], limit: float, dtype: str, seed: Any) -> Any:
+    return keras.random.uniform(shape, minval=-limit, maxval=limit, dtype=dtype, seed=seed)
+
+
+def _portable_normal(shape: tuple[int, ...], stddev: float, dtype: str, seed: Any) -> Any:
+    return keras.random.normal(shape, mean=0.0, stddev=stddev, dtype=dtype, seed=seed)
+
+
+def _portable_truncated_normal(shape: tuple[int, ...], sigma: float, dtype: str, seed: Any) -> Any:
+    bound = 2.0 * sigma
+    v = keras.random.uniform(shape, minval=-_ERF_SQRT2, maxval=_ERF_SQRT2, dtype=dtype, seed=seed)
+    values = keras.ops.erfinv(v)
+    del v  # at most two output-sized tensors alive at once
+    values = keras.ops.multiply(values, math.sqrt(2.0) * sigma)
+    return keras.ops.clip(values, -bound, bound)
+
+
+_PORTABLE: dict[str, Callable[..., Any]] = {
+    "uniform": _portable_uniform,
+    "normal": _portable_normal,
+    "truncated_normal": _portable_truncated_normal,
+}
+
+
+# TensorFlow: raw stateless ops, the same Philox stream keras.random draws, in
+# one graph per (kind, dtype): any shape, no retracing, and the graph runtime
+# hands each intermediate's buffer on to the next op, where eager ops could
+# not (the Python reference keeps it alive).
+
+
+@functools.cache
+def _tensorflow_program(kind: str, dtype: str) -> Callable[..., Any]:
+    import tensorflow as tf
+
+    signature = [
+        tf.TensorSpec([2], tf.int32),
+        tf.TensorSpec([None], tf.int32),
+        tf.TensorSpec([], dtype),
+    ]
+
+    @tf.function(input_signature=signature, autograph=False)
+    def program(pair: Any, shape: Any, scale: Any) -> Any:
+        key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=pair)
+        alg = tf.raw_ops.StatelessRandomGetAlg()
+        args = {"shape": shape, "key": key, "counter": counter, "alg": alg, "dtype": dtype}
+        if kind == "normal":
+            return tf.raw_ops.StatelessRandomNormalV2(**args) * scale
+        values = tf.raw_ops.StatelessRandomUniformV2(**args)  # [0, 1)
+        if kind == "uniform":
+            return values * (2.0 * scale) - scale
+        values = tf.math.erfinv(values * (2.0 * _ERF_SQRT2) - _ERF_SQRT2)
+        values = values * (math.sqrt(2.0) * scale)
+        bound = 2.0 * scale
+        # One kernel; tf.clip_by_value is two (minimum, then maximum).
+        return tf.raw_ops.ClipByValue(t=values, clip_value_min=-bound, clip_value_max=bound)
+
+    return program
+
+
+def _tensorflow(kind: Kind, shape: tuple[int, ...], scale: float, dtype: str, seed: Any) -> Any:
+    import tensorflow as tf
+
+    pair = _seed_pair(seed)
+    pair = tf.cast(pair, tf.int64) if tf.is_tensor(pair) else tf.constant(pair, tf.int64)
+    # What Keras does to fit a seed into the int32 the stateless ops take.
+    pair = tf.cast(tf.math.floormod(pair, tf.int32.max - 1), tf.int32)
+    return _tensorflow_program(kind, dtype)(
+        pair, tf.constant(shape, tf.int32, shape=[len(shape)]), tf.constant(scale, dtype)
+    )
+
+
+# JAX: one jitted program per (kind, shape, dtype), chunked outside a trace.
+
+
+@functools.cache
+def _jax_program() -> Callable[..., Any]:
+    import jax
+    import jax.numpy as jnp
+
+    def values_of(kind: str, key: Any, scale: Any, size: int, dtype: str) -> Any:
+        if kind == "uniform":
+            return jax.random.uniform(key, (size,), dtype, -scale, scale)
+        if kind == "normal":
+            return jax.random.normal(key, (size,), dtype) * scale
+        v = jax.random.uniform(key, (size,), dtype, -_ERF_SQRT2, _ERF_SQRT2)
+        values = jax.lax.erf_inv(v) * (math.sqrt(2.0) * scale)
+        return jnp.clip(values, -2.0 * scale, 2.0 * scale)
+
+    @functools.partial(jax.jit, static_argnames=("kind", "shape", "dtype", "chunk"))
+    def program(
+        key: Any, scale: Any, *, kind: str, shape: tuple[int, ...], dtype: str, chunk: bool
+    ) -> Any:
+        size = math.prod(shape)
+        scale = jnp.asarray(scale, dtype)
+        if not chunk or size <= _JAX_CHUNK:
+            return values_of(kind, key, scale, size, dtype).reshape(shape)
+        count = -(-size // _JAX_CHUNK)
+
+        def fill(i: Any, out: Any) -> Any:
+            piece = values_of(kind, jax.random.fold_in(key, i), scale, _JAX_CHUNK, dtype)
+            # The last chunk's start is clamped to size - _JAX_CHUNK: it
+            # overwrites the tail of the one before with fresh draws.
+            return jax.lax.dynamic_update_slice(out, piece, (i * _JAX_CHUNK,))
+
+        out = jax.lax.fori_loop(0, count, fill, jnp.empty((size,), dtype))
+        return out.reshape(shape)
+
+    return program
+
+
+def _jax(kind: Kind, shape: tuple[int, ...], scale: float, dtype: str, seed: Any) -> Any:
+    import jax
+    import jax.numpy as jnp
+
+    key = jnp.asarray(_seed_pair(seed), dtype=jnp.uint32)
+    # Inside a trace even a key made from constants is a tracer; checking it
+    # saves the extra dispatch of Keras's own check (``jnp.ones(())``).
+    tracing = isinstance(key, jax.core.Tracer)
+    return _jax_program()(key, scale, kind=kind, shape=shape, dtype=dtype, chunk=not tracing)
+
+
+# torch: in place, into one output tensor.
+
+
+def _torch(kind: Kind, shape: tuple[int, ...], scale: float, dtype: str, seed: Any) -> Any:
+    import torch
+
+    out = keras.ops.empty(shape, dtype=dtype)  # on Keras's device
+    if out.device.type == "meta":  # symbolic build: the portable path handles it
+        return None
+    s0, s1 = (int(word) for word in _seed_pair(seed))
+    generator = torch.Generator(device=out.device)
+    generator.manual_seed((s0 + s1) & 0xFFFFFFFF)  # as Keras seeds its torch draws
+    if kind == "uniform":
+        return out.uniform_(-scale, scale, generator=generator)
+    if kind == "normal":
+        return out.normal_(0.0, scale, generator=generator)
+    # The inverse CDF, in place: no tensor but the output is ever allocated.
+    out.uniform_(-_ERF_SQRT2, _ERF_SQRT2, generator=generator)
+    out.erfinv_().mul_(math.sqrt(2.0) * scale)
+    return out.clamp_(-2.0 * scale, 2.0 * scale)
+
+
+_FAST: dict[str, Callable[..., Any]] = {"tensorflow": _tensorflow, "jax": _jax, "torch": _torch}

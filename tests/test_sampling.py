@@ -89,3 +89,134 @@ def test_variance_scaling_overflow_is_refused_for_its_shape():
     with pytest.raises(ValueError, match="Received: dtype='float16'"):
         initializer((1, 4), dtype="float16")
     assert np.all(np.isfinite(to_numpy(initializer((1, 4), dtype="float32"))))
+
+
+# The backend fast paths (TensorFlow, JAX, torch) and the portable path.
+
+BACKEND = keras.backend.backend()
+SAMPLERS = {
+    "uniform": (_sampling.uniform, lambda s: stats.uniform(-s, 2 * s)),
+    "normal": (_sampling.normal, lambda s: stats.norm(0, s)),
+    "truncated_normal": (
+        _sampling.truncated_normal,
+        lambda s: stats.truncnorm(-2, 2, scale=s / TRUNCATED_STD),
+    ),
+}
+
+
+def test_this_backend_has_a_fast_path():
+    assert BACKEND in _sampling._FAST
+
+
+@pytest.mark.parametrize("kind", sorted(SAMPLERS))
+def test_portable_path_draws_the_same_distribution(kind):
+    # The path other backends (and seed=None) take, called directly.
+    scale = 0.4 / TRUNCATED_STD if kind == "truncated_normal" else 0.4
+    values = to_numpy(_sampling._PORTABLE[kind](SHAPE, scale, "float32", 5))
+    assert_matches(values, SAMPLERS[kind][1](0.4))
+
+
+@pytest.mark.parametrize("kind", sorted(SAMPLERS))
+def test_seed_generator_draws_the_distribution_and_advances_once(kind):
+    sampler, dist = SAMPLERS[kind]
+    generator = keras.random.SeedGenerator(3)
+    values = to_numpy(sampler(SHAPE, 0.2, "float32", seed=generator))
+    assert_matches(values, dist(0.2))
+    # One draw advances the generator as one keras.random draw does.
+    reference = keras.random.SeedGenerator(3)
+    keras.random.uniform((2,), seed=reference)
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(generator.state), keras.ops.convert_to_numpy(reference.state)
+    )
+    again = to_numpy(sampler(SHAPE, 0.2, "float32", seed=keras.random.SeedGenerator(3)))
+    np.testing.assert_array_equal(values, again)
+    assert not np.array_equal(values, to_numpy(sampler(SHAPE, 0.2, "float32", seed=generator)))
+
+
+@pytest.mark.parametrize("kind", sorted(SAMPLERS))
+def test_different_int_seeds_differ(kind):
+    sampler = SAMPLERS[kind][0]
+    a = to_numpy(sampler((50,), 1.0, "float32", seed=11))
+    b = to_numpy(sampler((50,), 1.0, "float32", seed=12))
+    assert not np.array_equal(a, b)
+
+
+def test_seeds_beyond_32_bits_are_accepted():
+    # Keras's seeds are two 32-bit words; a larger int wraps as keras.random's own do.
+    values = to_numpy(_sampling.normal((8,), 1.0, "float32", seed=2**40 + 7))
+    assert np.all(np.isfinite(values))
+
+
+# 3 chunks and a ragged tail on JAX, where outside a trace the draw is chunked.
+LONG = (3 * _sampling._JAX_CHUNK + 1234,)
+
+
+@pytest.mark.parametrize("kind", sorted(SAMPLERS))
+def test_long_draws_match_the_distribution_and_every_chunk_is_fresh(kind):
+    sampler, dist = SAMPLERS[kind]
+    values = to_numpy(sampler(LONG, 0.3, "float32", seed=8))
+    assert_matches(values, dist(0.3))
+    # A chunk drawn with a reused key would repeat another one value for value.
+    chunk = _sampling._JAX_CHUNK
+    pieces = [values[i * chunk : (i + 1) * chunk] for i in range(3)] + [values[-chunk:]]
+    for i in range(len(pieces)):
+        for j in range(i + 1, len(pieces)):
+            assert np.sum(pieces[i] == pieces[j]) <= 2, (i, j)
+    assert_within_support(kind, values, 0.3)
+
+
+def assert_within_support(kind, values, scale):
+    if kind == "truncated_normal":
+        assert np.abs(values).max() <= np.float32(2 * scale / TRUNCATED_STD)
+    if kind == "uniform":
+        assert np.abs(values).max() <= np.float32(scale)
+
+
+def test_float64_truncated_normal_is_exact():
+    from helpers import backend_has_float64
+
+    if not backend_has_float64():
+        pytest.skip("this backend gives float32 for float64")
+    values = _sampling.truncated_normal(SHAPE, 0.7, "float64", seed=6)
+    assert keras.backend.standardize_dtype(values.dtype) == "float64"
+    values = to_numpy(values)
+    assert_matches(values, stats.truncnorm(-2, 2, scale=0.7 / TRUNCATED_STD))
+    assert np.abs(values).max() <= 2 * 0.7 / TRUNCATED_STD
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="jax.jit tracing is JAX's")
+@pytest.mark.parametrize("kind", sorted(SAMPLERS))
+def test_draws_trace_under_jax_jit(kind):
+    import jax
+
+    sampler, dist = SAMPLERS[kind]
+    jitted = jax.jit(lambda: sampler(LONG, 0.3, "float32", seed=8))
+    values = to_numpy(jitted())
+    assert values.shape == LONG
+    assert_matches(values, dist(0.3))
+    assert_within_support(kind, values, 0.3)
+    np.testing.assert_array_equal(values, to_numpy(jitted()))
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="jax.jit tracing is JAX's")
+def test_seed_generator_draw_traces_under_jax_jit_statelessly():
+    import jax
+
+    generator = keras.random.SeedGenerator(4)
+
+    def draw(state):
+        with keras.StatelessScope(state_mapping=[(generator.state, state)]) as scope:
+            values = _sampling.truncated_normal((300, 400), 1.0, "float32", seed=generator)
+        return values, scope.get_current_value(generator.state)
+
+    values, state = jax.jit(draw)(generator.state.value)
+    assert_matches(to_numpy(values), stats.truncnorm(-2, 2, scale=1 / TRUNCATED_STD))
+    assert not np.array_equal(np.asarray(state), np.asarray(generator.state.value))
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="the meta device is torch's")
+def test_torch_meta_device_falls_back_to_the_portable_path():
+    with keras.device("meta"):
+        values = _sampling.truncated_normal((30, 20), 1.0, "float32", seed=1)
+    assert values.device.type == "meta"
+    assert tuple(values.shape) == (30, 20)

@@ -1,0 +1,41 @@
+"""The benchmark scripts run (tiny sizes, one round); their timings are never asserted here."""
+
+import os
+import subprocess
+import sys
+
+import keras
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_script(name, *args):
+    env = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", name), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+
+
+def test_sampling_benchmark_covers_every_registered_initializer():
+    completed = run_script(
+        "bench_sampling.py", "--size", "64", "--repeats", "1", "--draws", "1e4",
+        "--no-memory", "--mlp-layers", "3",
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    from keras_inits._registry import CLASSES
+
+    for cls in CLASSES:
+        assert f"| {cls.__name__} |" in completed.stdout or f"- {cls.__name__}:" in (
+            completed.stdout
+        ), cls.__name__
+    assert "values beyond the bound" in completed.stdout
+
+
+def test_orthogonal_benchmark_runs():
+    completed = run_script("bench_orthogonal.py", "--sizes", "16", "--repeats", "1", "--breakdown")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "| LSTM: 4 blocks vs one | 16 | (16, 64) |" in completed.stdout
