@@ -81,7 +81,7 @@ def breakdown(n: int, repeats: int) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--cases", nargs="+", choices=("one", "lstm"), default=["one", "lstm"])
     parser.add_argument("--breakdown", action="store_true")
     parser.add_argument("--threads", type=int, default=1, help="0: the backends' defaults")

@@ -15,7 +15,7 @@ import inspect
 
 import keras
 
-from keras_inits._registry import CLASSES, names, registered_name, snake_case
+from keras_inits._registry import CLASSES, keras_names, names, registered_name, snake_case
 
 __all__ = ["Entry", "catalogue"]
 
@@ -61,13 +61,10 @@ _KERAS = {
     ),
     "identity": ("the identity matrix times gain (2-D kernels only)", "-"),
     "stft": ("short-time Fourier transform filters (for STFT layers)", "-"),
-}
-# Short names Keras also resolves, though keras.initializers does not export them.
-_KERAS_ALIASES = {
-    "normal": "random_normal",
-    "uniform": "random_uniform",
-    "one": "ones",
-    "zero": "zeros",
+    "normal": ("alias of random_normal", "-"),
+    "uniform": ("alias of random_uniform", "-"),
+    "one": ("alias of ones", "-"),
+    "zero": ("alias of zeros", "-"),
 }
 
 
@@ -93,19 +90,11 @@ def catalogue() -> list[Entry]:
         for name in names()
     ]
     theirs = []
-    for name in sorted(n for n in dir(keras.initializers) if n[:1].islower()):
-        cls = getattr(keras.initializers, name)
-        if not (isinstance(cls, type) and issubclass(cls, keras.initializers.Initializer)):
-            continue  # a helper such as get or serialize, not an initializer
+    for name in keras_names():
+        # The class a name resolves to; "constant" cannot be built without a value.
+        cls = getattr(keras.initializers, name, None) or type(keras.initializers.get(name))
         formula, reference = _KERAS.get(name, (f"see keras.initializers.{cls.__name__}", "-"))
         theirs.append(Entry(name, "keras", cls.__name__, formula, reference))
-    for alias, target in _KERAS_ALIASES.items():
-        try:
-            cls = type(keras.initializers.get(alias))
-        except (ValueError, TypeError):
-            continue  # a Keras that no longer has the alias
-        theirs.append(Entry(alias, "keras", cls.__name__, f"alias of {target}", "-"))
-    theirs.sort(key=lambda entry: entry.name)
     return ours + theirs
 
 

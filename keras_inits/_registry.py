@@ -31,7 +31,15 @@ from keras_inits.variance import (
     XavierUniform,
 )
 
-__all__ = ["CLASSES", "PACKAGE", "get", "names", "registered_name", "snake_case"]
+__all__ = [
+    "CLASSES",
+    "PACKAGE",
+    "get",
+    "keras_names",
+    "names",
+    "registered_name",
+    "snake_case",
+]
 
 PACKAGE = "keras_inits"
 CLASSES: tuple[type, ...] = (
@@ -119,12 +127,35 @@ def names() -> tuple[str, ...]:
     return tuple(sorted(result))
 
 
-def _keras_initializer_names() -> list[str]:
-    return [
+# Short names Keras also resolves, though keras.initializers does not export them.
+_KERAS_ALIASES = ("normal", "uniform", "one", "zero")
+
+
+def keras_names() -> tuple[str, ...]:
+    """The snake_case names Keras's own initializers resolve by, sorted.
+
+    Every lower-case class alias of ``keras.initializers`` (``glorot_normal``,
+    ...; not its helpers ``get`` or ``serialize``) and the short aliases Keras
+    also accepts (``normal``, ``uniform``, ``one``, ``zero``).
+
+    Example:
+        >>> {"glorot_normal", "uniform"} <= set(keras_names()), "get" in keras_names()
+        (True, False)
+    """
+    found = {
         name
         for name, value in vars(keras.initializers).items()
-        if not name.startswith("_") and callable(value) and name[0].islower()
-    ]
+        if name[:1].islower()
+        and isinstance(value, type)
+        and issubclass(value, keras.initializers.Initializer)
+    }
+    for alias in _KERAS_ALIASES:
+        try:
+            keras.initializers.get(alias)
+        except (ValueError, TypeError):
+            continue  # a Keras that no longer has the alias
+        found.add(alias)
+    return tuple(sorted(found))
 
 
 def get(identifier: Any) -> Any:
@@ -150,7 +181,7 @@ def get(identifier: Any) -> Any:
         if not isinstance(identifier, (str, dict)):
             raise
         name = identifier if isinstance(identifier, str) else identifier.get("class_name")
-        candidates = list(names()) + _keras_initializer_names()
+        candidates = list(names()) + list(keras_names())
         close = difflib.get_close_matches(str(name), candidates, n=1, cutoff=0.6)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(

@@ -22,9 +22,11 @@ __all__ = [
     "check_finite",
     "check_fraction",
     "check_kernel_rank",
+    "check_non_negative",
     "check_positive",
     "check_positive_int",
     "check_seed",
+    "check_seed_range",
     "check_shape",
     "shape_error",
 ]
@@ -65,6 +67,14 @@ def check_positive(name: str, value: Any) -> float:
     return number
 
 
+def check_non_negative(name: str, value: Any) -> float:
+    """Returns ``value`` as a float; it must be a finite real number >= 0."""
+    number = _check_real(name, value)
+    if not (math.isfinite(number) and number >= 0):
+        raise ValueError(f"`{name}` must be a finite number >= 0. {_received(name, value)}")
+    return number
+
+
 def check_fraction(name: str, value: Any) -> float:
     """Returns ``value`` as a float; it must be a real number in [0, 1)."""
     number = _check_real(name, value)
@@ -88,6 +98,18 @@ def check_positive_int(name: str, value: Any, *, allow_none: bool = False) -> in
         )
     if value < 1:
         raise ValueError(f"`{name}` must be {allowed}. {_received(name, value)}")
+    return int(value)
+
+
+def check_seed_range(name: str, value: Any) -> int:
+    """Returns ``value`` if it is an int (not bool) in [0, 2**32), as NumPy seeds are."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"`{name}` must be an int in [0, 2**32), not {type(value).__name__}. "
+            f"{_received(name, value)}"
+        )
+    if not 0 <= int(value) < 2**32:
+        raise ValueError(f"`{name}` must be an int in [0, 2**32). {_received(name, value)}")
     return int(value)
 
 

@@ -15,20 +15,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
 import textwrap
 import time
 from collections.abc import Callable, Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 import keras
 
 from keras_inits._catalogue import catalogue
-from keras_inits._extras import MissingExtraError
+from keras_inits._extras import MissingExtraError, import_optional
 from keras_inits._registry import get
+from keras_inits._validation import (
+    check_non_negative,
+    check_positive,
+    check_positive_int,
+    check_seed_range,
+)
 from keras_inits.diagnostics._compare import (
     DEFAULT_INITIALIZERS,
     CompareConfig,
@@ -69,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:  # an unknown --init or --activation: a usage error
         parser.error(str(error))
     try:
+        if args.plot:  # before minutes of training, not after
+            import_optional("matplotlib.figure", "plot", "--plot")
         return _compare(config, args)
     except MissingExtraError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
@@ -161,13 +168,22 @@ def _parser() -> argparse.ArgumentParser:
         help=f"an initializer name, repeatable (default: {' '.join(DEFAULT_INITIALIZERS)})",
     )
     compare.add_argument("--activation", default="sigmoid", help="hidden activation (sigmoid)")
-    compare.add_argument("--depth", type=_at_least_one, default=5, help="hidden layers (5)")
-    compare.add_argument("--width", type=_at_least_one, default=128, help="units per layer (128)")
-    compare.add_argument("--lr", type=_positive, default=0.1, help="SGD learning rate (0.1)")
-    compare.add_argument("--momentum", type=_non_negative, default=0.9, help="SGD momentum (0.9)")
-    compare.add_argument("--epochs", type=_at_least_one, default=20, help="epochs (20)")
-    compare.add_argument("--batch-size", type=_at_least_one, default=64, help="batch size (64)")
-    compare.add_argument("--seed", type=int, default=0, help="data split and init seed (0)")
+    options: list[tuple[str, str, Callable[[str], Any], Callable[..., Any], float, str]] = [
+        ("--depth", "depth", int, check_positive_int, 5, "hidden layers"),
+        ("--width", "width", int, check_positive_int, 128, "units per layer"),
+        ("--lr", "lr", float, check_positive, 0.1, "SGD learning rate"),
+        ("--momentum", "momentum", float, check_non_negative, 0.9, "SGD momentum"),
+        ("--epochs", "epochs", int, check_positive_int, 20, "epochs"),
+        ("--batch-size", "batch_size", int, check_positive_int, 64, "batch size"),
+        ("--seed", "seed", int, check_seed_range, 0, "data split, output layer, init seed"),
+    ]
+    for flag, name, convert, check, default, meaning in options:
+        compare.add_argument(
+            flag,
+            type=_argument(name, convert, check),
+            default=default,
+            help=f"{meaning} ({default})",
+        )
     compare.add_argument("--backend", choices=BACKENDS, help="Keras backend (default: current)")
     compare.add_argument("--json", metavar="PATH", help="write the results as JSON")
     compare.add_argument("--plot", metavar="PATH", help="write a PNG of the results")
@@ -182,34 +198,23 @@ def _initializer_name(value: str) -> str:
     return value
 
 
-def _at_least_one(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value!r}")
-    return number
+def _argument(name: str, convert: Callable[[str], Any], check: Callable[..., Any]) -> Any:
+    """An argparse type: ``convert`` the text, then the package's own ``check``."""
 
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            kind = "an int" if convert is int else "a number"
+            raise argparse.ArgumentTypeError(
+                f"`{name}` must be {kind}. Received: {text!r}"
+            ) from None
+        try:
+            return check(name, value)
+        except (ValueError, TypeError) as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
 
-def _positive(value: str) -> float:
-    return _finite(value, "> 0", lambda number: number > 0)
-
-
-def _non_negative(value: str) -> float:
-    return _finite(value, ">= 0", lambda number: number >= 0)
-
-
-def _finite(value: str, bound: str, within: Callable[[float], bool]) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {value!r}") from None
-    if not math.isfinite(number):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {value!r}")
-    if not within(number):
-        raise argparse.ArgumentTypeError(f"must be a finite number {bound}, got {value!r}")
-    return number
+    return parse
 
 
 class _Progress:

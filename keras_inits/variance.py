@@ -234,7 +234,13 @@ class XavierNormal(VarianceScaling):
         output_axes: Axes = None,
     ) -> None:
         self.gain = check_positive("gain", gain)
-        super().__init__(self.gain**2, "fan_avg", self._DISTRIBUTION, seed, input_axes, output_axes)
+        scale = self.gain**2 if self.gain < 1e150 else math.inf
+        if not 0.0 < scale < math.inf:
+            raise ValueError(
+                "`gain` must square to a finite number > 0 (gain**2 is the variance scale). "
+                f"Received: gain={gain!r}"
+            )
+        super().__init__(scale, "fan_avg", self._DISTRIBUTION, seed, input_axes, output_axes)
 
     def _scheme_config(self) -> dict[str, Any]:
         return {"gain": self.gain}

@@ -95,11 +95,19 @@ def test_unknown_initializer_exits_2_with_did_you_mean(capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--depth", "0"], "argument --depth: must be an integer >= 1, got '0'"),
-        (["--lr", "-0.1"], "argument --lr: must be a finite number > 0, got '-0.1'"),
-        (["--epochs", "0"], "argument --epochs: must be an integer >= 1, got '0'"),
-        (["--width", "two"], "argument --width: must be an integer >= 1, got 'two'"),
-        (["--lr", "nan"], "argument --lr: must be a finite number, got 'nan'"),
+        (["--depth", "0"], "argument --depth: `depth` must be an int >= 1. Received: depth=0"),
+        (["--lr", "-0.1"], "argument --lr: `lr` must be a finite number > 0. Received: lr=-0.1"),
+        (["--epochs", "0"], "argument --epochs: `epochs` must be an int >= 1. Received: epochs=0"),
+        (["--width", "two"], "argument --width: `width` must be an int. Received: 'two'"),
+        (["--lr", "nan"], "argument --lr: `lr` must be a finite number > 0. Received: lr=nan"),
+        (
+            ["--momentum", "-0.5"],
+            "argument --momentum: `momentum` must be a finite number >= 0. Received: momentum=-0.5",
+        ),
+        (
+            ["--seed", "-1"],
+            "argument --seed: `seed` must be an int in [0, 2**32). Received: seed=-1",
+        ),
         (["--backend", "numpy"], "argument --backend: invalid choice: 'numpy'"),
     ],
 )
@@ -115,6 +123,13 @@ def test_missing_scikit_learn_exits_1_naming_the_extra(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
     assert cli.main(["compare", "--depth", "1", "--epochs", "1"]) == 1
     assert "pip install 'keras-inits[compare]'" in capsys.readouterr().err
+
+
+def test_missing_matplotlib_is_reported_before_training(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    monkeypatch.setattr(cli, "_compare", lambda *_: pytest.fail("trained without matplotlib"))
+    assert cli.main(["compare", "--plot", "x.png"]) == 1
+    assert "pip install 'keras-inits[plot]'" in capsys.readouterr().err
 
 
 def test_list_shows_ours_and_keras_names_with_formulas(capsys):

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 from helpers import to_numpy
 
+import keras_inits
 from keras_inits._extras import MissingExtraError
 from keras_inits.diagnostics import (
     CompareConfig,
     LayerStats,
+    RunResult,
     build_mlp,
     format_results,
     format_stats,
@@ -259,3 +261,14 @@ def test_run_compare_is_reproducible_and_reports_every_run():
     assert again[0].loss_curve == pytest.approx(results[0].loss_curve, rel=1e-4)
     lines = format_results(results).splitlines()
     assert lines[1].startswith("sigmoid_normal") and lines[2].startswith("small_uniform")
+
+
+def test_compare_config_keeps_instances_as_configs():
+    config = CompareConfig(initializers=(keras_inits.SigmoidNormal(seed=3), "glorot_normal"))
+    first, second = config.initializers
+    assert first["registered_name"] == "keras_inits>SigmoidNormal" and second == "glorot_normal"
+    assert RunResult(first, 0.0, 0.0, 0.0, [0.0], []).label == "SigmoidNormal"
+    with pytest.raises(ValueError, match=r"`seed` must be an int in \[0, 2\*\*32\)"):
+        CompareConfig(seed=-1)
+    with pytest.raises(ValueError, match="`momentum` must be a finite number >= 0"):
+        CompareConfig(momentum=-0.5)

@@ -91,3 +91,13 @@ def test_unknown_name_without_a_close_match_still_says_what_it_got():
 def test_keras_names_get_suggested_too():
     with pytest.raises(ValueError, match="Did you mean 'glorot_normal'"):
         ki.get("glorot_normall")
+
+
+def test_suggestions_come_from_initializer_names_only():
+    for typo, suggestion in (("unifrom", "'uniform'"), ("glorot_normall", "'glorot_normal'")):
+        with pytest.raises(ValueError, match=f"Did you mean {suggestion}"):
+            ki.get(typo)
+    for helper in ("gett", "serialise"):  # keras.initializers' helpers are no initializers
+        with pytest.raises(ValueError) as info:
+            ki.get(helper)
+        assert "Did you mean" not in str(info.value)

@@ -248,3 +248,14 @@ def test_activation_scaled_stores_a_registered_function_by_its_registered_name()
 def test_activation_scaled_refuses_an_unstorable_callable_at_construction():
     with pytest.raises(ValueError, match=r"^`activation` must be storable in a config"):
         ki.ActivationScaled(lambda x: x)
+
+
+@pytest.mark.parametrize("cls", [ki.XavierNormal, ki.XavierUniform])
+@pytest.mark.parametrize("gain", [1e200, 1e-200])
+def test_xavier_gain_whose_square_is_not_a_finite_positive_scale_is_named(cls, gain):
+    with pytest.raises(ValueError) as info:
+        cls(gain=gain)
+    assert str(info.value) == (
+        "`gain` must square to a finite number > 0 (gain**2 is the variance scale). "
+        f"Received: gain={gain!r}"
+    )

@@ -23,8 +23,13 @@ import numpy as np
 
 from keras_inits._extras import import_optional
 from keras_inits._registry import get
-from keras_inits._validation import check_positive, check_positive_int
-from keras_inits.diagnostics._stats import LayerStats, format_table, layer_stats
+from keras_inits._validation import (
+    check_non_negative,
+    check_positive,
+    check_positive_int,
+    check_seed_range,
+)
+from keras_inits.diagnostics._stats import LayerStats, finite_or_none, format_table, layer_stats
 
 __all__ = [
     "DEFAULT_INITIALIZERS",
@@ -55,8 +60,10 @@ class CompareConfig:
     """What ``run_compare`` builds and trains; the defaults tell the sigmoid story.
 
     Attributes:
-        initializers: Names (or config dicts) that ``keras_inits.get`` resolves,
-            ours or Keras's; each gives one run.
+        initializers: Names, config dicts or instances that ``keras_inits.get``
+            resolves, ours or Keras's; each gives one run. Instances are kept as
+            their config dicts, so that every hidden layer draws from a fresh
+            copy and the results serialize.
         activation: The hidden layers' activation, any name Keras knows.
         depth: Number of hidden layers, >= 1.
         width: Units per hidden layer, >= 1.
@@ -65,7 +72,8 @@ class CompareConfig:
         epochs: Training epochs, >= 1.
         batch_size: Minibatch size, >= 1.
         seed: Fixes the data split, the output layer, unseeded initializers
-            (through ``keras.utils.set_random_seed``) and the batch order.
+            (through ``keras.utils.set_random_seed``) and the batch order; an
+            int in [0, 2**32).
     """
 
     initializers: tuple[Any, ...] = DEFAULT_INITIALIZERS
@@ -84,16 +92,17 @@ class CompareConfig:
                 "`initializers` must name at least one initializer. "
                 f"Received: initializers={self.initializers!r}"
             )
-        for identifier in self.initializers:
-            get(identifier)  # an unknown name fails here, before any training
+        # Names and config dicts: JSON-ready, and each hidden layer gets its own instance.
+        identifiers = tuple(_identifier(item) for item in self.initializers)
+        object.__setattr__(self, "initializers", identifiers)
         keras.activations.get(self.activation)
         check_positive_int("depth", self.depth)
         check_positive_int("width", self.width)
         check_positive("lr", self.lr)
-        if self.momentum != 0:
-            check_positive("momentum", self.momentum)
+        check_non_negative("momentum", self.momentum)
         check_positive_int("epochs", self.epochs)
         check_positive_int("batch_size", self.batch_size)
+        check_seed_range("seed", self.seed)
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "initializers": list(self.initializers)}
@@ -131,10 +140,10 @@ class RunResult:
         """A JSON-ready dict; non-finite numbers (a diverged run) become None."""
         return {
             "initializer": self.initializer,
-            "train_accuracy": _finite_or_none(self.train_accuracy),
-            "val_accuracy": _finite_or_none(self.val_accuracy),
-            "final_loss": _finite_or_none(self.final_loss),
-            "loss_curve": [_finite_or_none(value) for value in self.loss_curve],
+            "train_accuracy": finite_or_none(self.train_accuracy),
+            "val_accuracy": finite_or_none(self.val_accuracy),
+            "final_loss": finite_or_none(self.final_loss),
+            "loss_curve": [finite_or_none(value) for value in self.loss_curve],
             "layers": [record.to_dict() for record in self.layers],
         }
 
@@ -298,8 +307,17 @@ def _pair(first: float | None, last: float | None) -> str:
     return f"{first:.3g} / {last:.3g}"
 
 
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
+def _identifier(item: Any) -> Any:
+    """A name or config dict for ``item``; an unknown name fails here, before any training."""
+    initializer = get(item)  # raises with "did you mean" for an unknown name
+    if isinstance(item, (str, dict)):
+        return item
+    if isinstance(initializer, keras.initializers.Initializer):
+        return keras.initializers.serialize(initializer)
+    raise TypeError(
+        "`initializers` must hold names, config dicts or keras.initializers.Initializer "
+        f"instances. Received: {item!r}"
+    )
 
 
 class _EpochHook(keras.callbacks.Callback):

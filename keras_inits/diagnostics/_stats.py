@@ -20,7 +20,14 @@ import numpy as np
 
 from keras_inits._fans import compute_fans
 
-__all__ = ["SATURATION_RULES", "LayerStats", "format_stats", "layer_stats"]
+__all__ = [
+    "SATURATION_RULES",
+    "LayerStats",
+    "finite_or_none",
+    "format_stats",
+    "format_table",
+    "layer_stats",
+]
 
 # When an output counts as saturated, by activation name. A sigmoid or tanh
 # unit this close to its asymptote passes back almost no gradient; a relu
@@ -73,7 +80,7 @@ class LayerStats:
         """A JSON-ready dict (the shape as a list, non-finite floats as None)."""
         record = dataclasses.asdict(self)
         record["kernel_shape"] = list(self.kernel_shape)
-        return {key: _finite_or_none(value) for key, value in record.items()}
+        return {key: finite_or_none(value) for key, value in record.items()}
 
 
 def layer_stats(model: keras.Model, x: Any, y: Any = None, loss: Any = None) -> list[LayerStats]:
@@ -188,7 +195,8 @@ def _signal_std(output: np.ndarray) -> float:
     return float(np.sqrt(per_unit.mean()))
 
 
-def _finite_or_none(value: Any) -> Any:
+def finite_or_none(value: Any) -> Any:
+    """``value``, or None for a non-finite float (JSON has no NaN or inf)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
