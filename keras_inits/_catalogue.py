@@ -15,7 +15,7 @@ import inspect
 
 import keras
 
-from keras_inits._registry import CLASSES, keras_names, names, registered_name, snake_case
+from keras_inits._registry import CLASSES, keras_names, string_name
 
 __all__ = ["Entry", "catalogue"]
 
@@ -78,16 +78,9 @@ def catalogue() -> list[Entry]:
         >>> entries["glorot_normal"].owner
         'keras'
     """
-    by_name = {_string_name(cls): cls for cls in CLASSES}
     ours = [
-        Entry(
-            name,
-            "keras_inits",
-            by_name[name].__name__,
-            _summary(by_name[name]),
-            _reference(by_name[name]),
-        )
-        for name in names()
+        Entry(string_name(cls), "keras_inits", cls.__name__, _summary(cls), _reference(cls))
+        for cls in sorted(CLASSES, key=string_name)
     ]
     theirs = []
     for name in keras_names():
@@ -96,11 +89,6 @@ def catalogue() -> list[Entry]:
         formula, reference = _KERAS.get(name, (f"see keras.initializers.{cls.__name__}", "-"))
         theirs.append(Entry(name, "keras", cls.__name__, formula, reference))
     return ours + theirs
-
-
-def _string_name(cls: type) -> str:
-    alias = snake_case(cls.__name__)
-    return alias if alias in names() else registered_name(cls)
 
 
 def _summary(cls: type) -> str:

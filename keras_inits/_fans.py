@@ -19,7 +19,7 @@ import math
 from collections.abc import Sequence
 from typing import Literal
 
-__all__ = ["Mode", "compute_fans", "fan_for_mode"]
+__all__ = ["Mode", "centre_tap", "compute_fans", "fan_for_mode"]
 
 Mode = Literal["fan_in", "fan_out", "fan_avg"]
 
@@ -80,6 +80,21 @@ def fan_for_mode(mode: Mode, fan_in: int, fan_out: int) -> float:
     else:
         fan = (fan_in + fan_out) / 2.0
     return max(1.0, fan)
+
+
+def centre_tap(kernel_size: Sequence[int]) -> tuple[int, ...]:
+    """The tap that Keras's ``padding="same"`` lines up with the output pixel.
+
+    "same" pads k - 1 in all along an axis of size k, (k - 1) // 2 before and
+    the rest after, so the tap at index (k - 1) // 2 is the one that reads the
+    input at the output's own position, for odd and even k alike (PyTorch's
+    ``dirac_`` uses k // 2, one off for even k).
+
+    Example:
+        >>> centre_tap((3, 4)), centre_tap(())
+        ((1, 1), ())
+    """
+    return tuple((k - 1) // 2 for k in kernel_size)
 
 
 def _normalize_axes(name: str, axes: Sequence[int], rank: int) -> list[int]:

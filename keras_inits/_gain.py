@@ -17,7 +17,6 @@ This module never imports a backend: ``gain_for`` evaluates activations with
 
 from __future__ import annotations
 
-import difflib
 import functools
 import math
 import warnings
@@ -27,7 +26,7 @@ from typing import Any, Literal, get_args
 import keras
 import numpy as np
 
-from keras_inits._validation import check_choice, check_finite
+from keras_inits._validation import check_choice, check_finite, did_you_mean
 
 __all__ = ["Nonlinearity", "activation_name", "calculate_gain", "gain_for"]
 
@@ -151,8 +150,7 @@ def _resolve(activation: Any) -> tuple[Callable[..., Any], str | None]:
     if isinstance(activation, str):
         found = _lookup(activation)
         if found is None:
-            close = difflib.get_close_matches(activation, _keras_activation_names(), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(activation, _keras_activation_names())
             raise ValueError(
                 f"Unknown activation.{hint} keras.activations lists Keras's; a custom one "
                 "needs keras.saving.register_keras_serializable. "

@@ -10,12 +10,12 @@ as "keras_inits>ClassName" only. Registration happens once, on import.
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import Any
 
 import keras
 
+from keras_inits._validation import did_you_mean
 from keras_inits.orthogonal import BlockOrthogonal, DeltaOrthogonal
 from keras_inits.small import SmallNormal, SmallUniform
 from keras_inits.sparse import Sparse
@@ -39,6 +39,7 @@ __all__ = [
     "names",
     "registered_name",
     "snake_case",
+    "string_name",
 ]
 
 PACKAGE = "keras_inits"
@@ -107,6 +108,20 @@ def _register() -> None:
             custom_objects[name] = cls
 
 
+def string_name(cls: type) -> str:
+    """The name ``names()`` lists for ``cls``.
+
+    Its snake_case alias, or "keras_inits>ClassName" where Keras owns the
+    bare names.
+
+    Example:
+        >>> string_name(SigmoidNormal), string_name(VarianceScaling)
+        ('sigmoid_normal', 'keras_inits>VarianceScaling')
+    """
+    bare = _bare_names(cls)
+    return bare[-1] if bare else registered_name(cls)
+
+
 def names() -> tuple[str, ...]:
     """The string names of this package's initializers, sorted.
 
@@ -120,11 +135,7 @@ def names() -> tuple[str, ...]:
         >>> "keras_inits>VarianceScaling" in names()
         True
     """
-    result = []
-    for cls in CLASSES:
-        bare = _bare_names(cls)
-        result.append(bare[-1] if bare else registered_name(cls))
-    return tuple(sorted(result))
+    return tuple(sorted(string_name(cls) for cls in CLASSES))
 
 
 # Short names Keras also resolves, though keras.initializers does not export them.
@@ -181,9 +192,7 @@ def get(identifier: Any) -> Any:
         if not isinstance(identifier, (str, dict)):
             raise
         name = identifier if isinstance(identifier, str) else identifier.get("class_name")
-        candidates = list(names()) + list(keras_names())
-        close = difflib.get_close_matches(str(name), candidates, n=1, cutoff=0.6)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(str(name), [*names(), *keras_names()])
         raise ValueError(
             f"Unknown initializer.{hint} keras_inits.names() lists ours, "
             f"keras.initializers Keras's. Received: identifier={identifier!r}"

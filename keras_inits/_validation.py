@@ -8,6 +8,7 @@ backend and never silently replaces a value it was given.
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ __all__ = [
     "check_seed",
     "check_seed_range",
     "check_shape",
+    "did_you_mean",
     "shape_error",
 ]
 
@@ -92,24 +94,26 @@ def check_positive_int(name: str, value: Any, *, allow_none: bool = False) -> in
     allowed = "an int >= 1 or None" if allow_none else "an int >= 1"
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"`{name}` must be {allowed}, not {type(value).__name__}. {_received(name, value)}"
-        )
-    if value < 1:
+    number = _check_integral(name, value, allowed)
+    if number < 1:
         raise ValueError(f"`{name}` must be {allowed}. {_received(name, value)}")
-    return int(value)
+    return number
 
 
 def check_seed_range(name: str, value: Any) -> int:
     """Returns ``value`` if it is an int (not bool) in [0, 2**32), as NumPy seeds are."""
+    allowed = "an int in [0, 2**32)"
+    number = _check_integral(name, value, allowed)
+    if not 0 <= number < 2**32:
+        raise ValueError(f"`{name}` must be {allowed}. {_received(name, value)}")
+    return number
+
+
+def _check_integral(name: str, value: Any, allowed: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(
-            f"`{name}` must be an int in [0, 2**32), not {type(value).__name__}. "
-            f"{_received(name, value)}"
+            f"`{name}` must be {allowed}, not {type(value).__name__}. {_received(name, value)}"
         )
-    if not 0 <= int(value) < 2**32:
-        raise ValueError(f"`{name}` must be an int in [0, 2**32). {_received(name, value)}")
     return int(value)
 
 
@@ -219,3 +223,14 @@ def shape_error(owner: str, requirement: str, shape: tuple[int, ...]) -> ValueEr
         '`shape` must have rank >= 2 for ConvIdentity. Received: shape=(3,)'
     """
     return ValueError(f"`shape` must {requirement} for {owner}. {_received('shape', shape)}")
+
+
+def did_you_mean(value: str, candidates: Sequence[str]) -> str:
+    """ " Did you mean 'x'?" for the closest of ``candidates``, or "" if none is close.
+
+    Example:
+        >>> did_you_mean("sigmoid_normall", ["sigmoid_normal", "he_normal"])
+        " Did you mean 'sigmoid_normal'?"
+    """
+    close = difflib.get_close_matches(value, candidates, n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""

@@ -22,6 +22,7 @@ import keras
 
 from keras_inits import _sampling
 from keras_inits._base import RandomInitializer, Seed
+from keras_inits._fans import centre_tap
 from keras_inits._validation import check_kernel_rank, check_positive, check_positive_int
 
 __all__ = ["BlockOrthogonal", "DeltaOrthogonal", "infer_blocks"]
@@ -196,7 +197,7 @@ class DeltaOrthogonal(RandomInitializer):
         *spatial, fan_in, fan_out = shape
         q = _sampling.orthogonal(1, fan_in, fan_out, self.gain, dtype, seed)
         q = keras.ops.reshape(q, (*(1 for _ in spatial), fan_in, fan_out))
-        padding = [((k - 1) // 2, k - 1 - (k - 1) // 2) for k in spatial]
+        padding = [(c, k - 1 - c) for c, k in zip(centre_tap(spatial), spatial, strict=True)]
         return keras.ops.pad(q, [*padding, (0, 0), (0, 0)])
 
     def get_config(self) -> dict[str, Any]:

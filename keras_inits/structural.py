@@ -26,6 +26,7 @@ import keras
 import numpy as np
 
 from keras_inits._base import DeterministicInitializer, RandomInitializer, Seed
+from keras_inits._fans import centre_tap
 from keras_inits._validation import (
     check_choice,
     check_kernel_rank,
@@ -46,7 +47,7 @@ _LAYOUTS = {
 def _at_centre_tap(shape: tuple[int, ...], matrix: np.ndarray) -> np.ndarray:
     """A float64 kernel of ``shape``: ``matrix`` (last two axes) at the centre tap, 0 elsewhere."""
     kernel = np.zeros(shape)
-    kernel[tuple((k - 1) // 2 for k in shape[:-2])] = matrix
+    kernel[centre_tap(shape[:-2])] = matrix
     return kernel
 
 

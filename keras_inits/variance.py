@@ -234,7 +234,7 @@ class XavierNormal(VarianceScaling):
         output_axes: Axes = None,
     ) -> None:
         self.gain = check_positive("gain", gain)
-        scale = self.gain**2 if self.gain < 1e150 else math.inf
+        scale = self.gain * self.gain  # inf or 0.0 past float range, where ** would raise
         if not 0.0 < scale < math.inf:
             raise ValueError(
                 "`gain` must square to a finite number > 0 (gain**2 is the variance scale). "
