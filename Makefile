@@ -53,9 +53,10 @@ $(COMPAT_STAMP): pyproject.toml Makefile
 	$(COMPAT_VENV)/bin/python -m pip install --quiet -e ".[test]" "keras==$(KERAS_FLOOR)" jax
 	touch $(COMPAT_STAMP)
 
-test-compat: $(COMPAT_STAMP)
+test-compat: $(COMPAT_STAMP) dist
 	@echo "=== keras $(KERAS_FLOOR), KERAS_BACKEND=jax ==="
-	KERAS_BACKEND=jax $(COMPAT_VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	KERAS_BACKEND=jax KERAS_INITS_DIST=$(CURDIR)/dist \
+		$(COMPAT_VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # The sdist and the wheel, checked as PyPI would check them.
 dist: $(STAMP)
