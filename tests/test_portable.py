@@ -185,8 +185,13 @@ def test_an_explicit_fallback_is_recorded_and_the_weights_kept():
     text = json.dumps(copy.get_config())
     assert "keras_inits" not in text
     assert text.count('"class_name": "Orthogonal"') == 2
+    for theirs, ours in zip(copy.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(theirs, ours)
+    # Same weights; torch's LSTM may round the two models' sums differently in the last bit.
     x = np.ones((2, 5, 4), "float32")
-    np.testing.assert_array_equal(copy.predict(x, verbose=0), model.predict(x, verbose=0))
+    np.testing.assert_allclose(
+        copy.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-8
+    )
 
 
 @pytest.mark.parametrize("fallback", ["sigmoid_normal", "nope", 3])
