@@ -9,10 +9,17 @@ BACKENDS := tensorflow jax torch
 # wheel rather than a multi-GB CUDA build; override on a machine with a GPU.
 BACKEND_PACKAGES ?= tensorflow-cpu jax "torch==2.13.0"
 PYTEST_ARGS ?=
+# pytest-xdist workers per backend: CI has 2 cores.
+PYTEST_WORKERS ?= 2
+# The oldest Keras the package supports (pyproject's floor), tested on JAX by
+# `make test-compat` in its own venv.
+KERAS_FLOOR := $(shell sed -n 's/.*"keras>=\([0-9.]*\)".*/\1/p' pyproject.toml)
+COMPAT_VENV := .venv-compat
+COMPAT_STAMP := $(COMPAT_VENV)/.installed
 # Quieten TensorFlow's C++ start-up logging.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test test-compat dist bench lint clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -25,15 +32,37 @@ demo: $(STAMP)
 	KERAS_BACKEND=$${KERAS_BACKEND:-tensorflow} $(BIN)/keras-inits compare \
 		--plot out/compare.png --json out/compare.json
 
-# One pytest process per backend; every backend runs, and the target fails if any failed.
-test: $(STAMP)
+# One pytest run per backend (on $(PYTEST_WORKERS) cores); every backend runs, and the
+# target fails if any failed. The wheel test installs the wheel `make dist` built.
+test: dist
 	@failed=""; \
 	for backend in $(BACKENDS); do \
 		echo "=== KERAS_BACKEND=$$backend ==="; \
-		KERAS_BACKEND=$$backend $(BIN)/python -m pytest $(PYTEST_ARGS) || failed="$$failed $$backend"; \
+		KERAS_BACKEND=$$backend KERAS_INITS_DIST=$(CURDIR)/dist \
+			$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS) || failed="$$failed $$backend"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "FAILED on:$$failed"; exit 1; fi; \
 	echo "All backends passed: $(BACKENDS)"
+
+# The other end of the range: the whole suite on the oldest supported Keras, on
+# JAX (the smallest install), in its own venv.
+$(COMPAT_STAMP): pyproject.toml Makefile
+	rm -rf $(COMPAT_VENV)
+	$(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(COMPAT_VENV)/bin/python -m pip install --quiet -e ".[test]" "keras==$(KERAS_FLOOR)" jax
+	touch $(COMPAT_STAMP)
+
+test-compat: $(COMPAT_STAMP) dist
+	@echo "=== keras $(KERAS_FLOOR), KERAS_BACKEND=jax ==="
+	KERAS_BACKEND=jax KERAS_INITS_DIST=$(CURDIR)/dist \
+		$(COMPAT_VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+# The sdist and the wheel, checked as PyPI would check them.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
 
 # One process per benchmark and installed backend; prints the tables BENCHMARKS.md
 # records. Slow (minutes), and never run by pytest.
@@ -54,4 +83,4 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) out build *.egg-info
+	rm -rf $(VENV) $(COMPAT_VENV) out build dist *.egg-info

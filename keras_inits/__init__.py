@@ -2,10 +2,12 @@
 
 Importing the package registers every initializer with Keras, so that a
 layer can name it by string (``kernel_initializer="sigmoid_normal"``) and a
-saved model that uses one loads again. Import it before ``load_model``.
+saved model that uses one loads again. Import it before ``load_model``, or
+save ``portable(model)``, which loads with plain Keras.
 """
 
 from keras_inits._gain import calculate_gain, gain_for
+from keras_inits._portable import keras_equivalent, portable
 from keras_inits._registry import get, names
 from keras_inits.orthogonal import BlockOrthogonal, DeltaOrthogonal
 from keras_inits.small import SmallNormal, SmallUniform
@@ -46,5 +48,7 @@ __all__ = [
     "calculate_gain",
     "gain_for",
     "get",
+    "keras_equivalent",
     "names",
+    "portable",
 ]

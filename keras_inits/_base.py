@@ -6,7 +6,9 @@ Seeds, decided once, here:
   ``derive_seed(seed, k)``, a hash of (seed, k): a fresh instance with the
   same seed repeats the same sequence in every process, and one instance
   shared by two layers gives them different kernels. (``seed + k`` would
-  collide with the next seed's stream; a hash does not.)
+  collide with the next seed's stream; a hash does not.) Copies that Keras
+  re-creates from the instance's config continue its stream
+  (``StreamSeed``), so they too draw different kernels.
 - ``seed=None``: each call draws a fresh seed from Python's ``random``
   module, so no two calls give the same values, and
   ``keras.utils.set_random_seed(s)`` (which seeds ``random``) makes a whole
@@ -47,6 +49,7 @@ __all__ = [
     "DeterministicInitializer",
     "RandomInitializer",
     "Seed",
+    "StreamSeed",
     "derive_seed",
     "split_seed",
 ]
@@ -146,26 +149,83 @@ class BaseInitializer(keras.initializers.Initializer):
         return f"{type(self).__name__}({arguments})"
 
 
+class _Stream:
+    """Where an int-seeded stream stands: the index of its next call.
+
+    Shared, not copied, by every copy of one instance (see ``StreamSeed``).
+    """
+
+    __slots__ = ("calls",)
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __copy__(self) -> _Stream:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Stream:
+        return self
+
+
+class StreamSeed(int):
+    """An int seed that remembers the stream of the instance it belongs to.
+
+    It is what ``seed`` holds and what ``get_config`` records. Keras copies an
+    initializer by ``cls.from_config(instance.get_config())`` (Bidirectional,
+    EinsumDense, MultiHeadAttention's projections, ``clone_model``); a copy
+    made from this seed continues the original's stream rather than
+    restarting it, so the copies draw different kernels. Everywhere else it
+    is the plain int: it compares, hashes, prints and is written to JSON as
+    one, and pickles as one, so a config saved to a file, and a fresh
+    instance given the same number, start a new stream at call 0.
+    """
+
+    stream: _Stream
+
+    def __new__(cls, value: int, stream: _Stream) -> StreamSeed:
+        seed = super().__new__(cls, value)
+        seed.stream = stream
+        return seed
+
+    def __repr__(self) -> str:
+        return int.__repr__(self)
+
+    def __reduce__(self) -> tuple[type, tuple[int]]:
+        return (int, (int(self),))
+
+    def __copy__(self) -> StreamSeed:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> StreamSeed:
+        return self
+
+
 class RandomInitializer(BaseInitializer):
     """Base class of the random initializers: the seed policy above.
 
     Subclasses call ``super().__init__(seed=seed)`` after validating their own
-    arguments, implement ``_draw`` and extend ``get_config``.
+    arguments, implement ``_draw`` and extend ``get_config``. An int seed is
+    kept as a ``StreamSeed``: copies that Keras makes from the config share
+    the original's stream of calls.
     """
 
     def __init__(self, seed: Seed = None) -> None:
-        self.seed = check_seed(seed)
+        stream = seed.stream if isinstance(seed, StreamSeed) else _Stream()
+        if isinstance(seed, dict):  # a serialized SeedGenerator, as Keras's initializers take
+            seed = keras.saving.deserialize_keras_object(seed)
+        seed = check_seed(seed)
+        self.seed = StreamSeed(seed, stream) if isinstance(seed, int) else seed
         self._init_seed = self.seed  # the name Keras's own initializers use
-        self._calls = 0
+        self._stream = stream
 
     def _next_seed(self) -> Any:
         if self.seed is None:
             return python_random.randint(1, _SEED_RANGE)
         if isinstance(self.seed, keras.random.SeedGenerator):
             return self.seed
-        call_index = self._calls
-        self._calls += 1
-        return derive_seed(self.seed, call_index)
+        call_index = self._stream.calls
+        self._stream.calls += 1
+        return derive_seed(int(self.seed), call_index)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "seed": keras.saving.serialize_keras_object(self.seed)}

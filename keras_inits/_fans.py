@@ -34,12 +34,11 @@ def compute_fans(
     Args:
         shape: The kernel's shape, non-negative ints.
         input_axes: Axes whose sizes multiply to fan_in, or None for the Keras
-            layout. Given together with ``output_axes``.
+            layout. Used only when ``output_axes`` is given too, as in Keras.
         output_axes: Axes whose sizes multiply to fan_out, or None.
 
     Raises:
-        ValueError: If an axis is out of range for ``shape`` or both lists
-            name the same axis.
+        ValueError: If an axis is out of range for ``shape``.
 
     Example:
         >>> compute_fans((3, 3, 16, 32))
@@ -49,14 +48,9 @@ def compute_fans(
     """
     shape = tuple(shape)
     if input_axes is not None and output_axes is not None:
+        # As Keras computes them: an axis listed twice, or in both lists, counts each time.
         ins = _normalize_axes("input_axes", input_axes, len(shape))
         outs = _normalize_axes("output_axes", output_axes, len(shape))
-        if set(ins) & set(outs):
-            raise ValueError(
-                "`input_axes` and `output_axes` must not share an axis. "
-                f"Received: input_axes={list(input_axes)!r}, "
-                f"output_axes={list(output_axes)!r} for shape={shape!r}"
-            )
         return math.prod(shape[a] for a in ins), math.prod(shape[a] for a in outs)
     if len(shape) == 0:
         return 1, 1

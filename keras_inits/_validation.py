@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal, TypeVar, overload
 
 import keras
@@ -139,33 +139,26 @@ def check_seed(value: Any) -> Any:
 
 
 def check_axes(input_axes: Any, output_axes: Any) -> tuple[list[int] | None, list[int] | None]:
-    """Normalises ``input_axes``/``output_axes`` to lists of ints (or both None).
+    """Normalises each of ``input_axes``/``output_axes`` to a list of ints, or None.
 
-    The two are given together or not at all: one without the other would be
-    silently ignored by the fan computation, so it is refused here.
+    Every value Keras's ``VarianceScaling`` takes is taken, with its meaning:
+    the fans use the axes only when both lists are given (EinsumDense fills
+    in both), an empty list has fan 1, and an axis listed twice counts twice.
+    Only what Keras would fail on later, a non-int axis, is refused here.
     """
-    if (input_axes is None) != (output_axes is None):
-        raise ValueError(
-            "`input_axes` and `output_axes` must be given together or both be None. "
-            f"Received: input_axes={input_axes!r}, output_axes={output_axes!r}"
-        )
-    if input_axes is None:
-        return None, None
     return _axis_list("input_axes", input_axes), _axis_list("output_axes", output_axes)
 
 
-def _axis_list(name: str, axes: Any) -> list[int]:
-    if isinstance(axes, (str, bytes)) or not isinstance(axes, Sequence):
+def _axis_list(name: str, axes: Any) -> list[int] | None:
+    if axes is None:
+        return None
+    if isinstance(axes, (str, bytes)) or not isinstance(axes, Iterable):
         raise TypeError(f"`{name}` must be a list of ints or None. {_received(name, axes)}")
     result = []
     for axis in axes:
         if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
             raise TypeError(f"`{name}` must be a list of ints or None. {_received(name, axes)}")
         result.append(int(axis))
-    if not result:
-        raise ValueError(f"`{name}` must name at least one axis. {_received(name, axes)}")
-    if len(set(result)) != len(result):
-        raise ValueError(f"`{name}` must not repeat an axis. {_received(name, axes)}")
     return result
 
 

@@ -31,6 +31,7 @@ from keras_inits._validation import check_axes, check_choice, check_finite, chec
 
 __all__ = [
     "ActivationScaled",
+    "check_distribution",
     "Distribution",
     "KaimingNormal",
     "KaimingUniform",
@@ -46,6 +47,24 @@ KaimingMode = Literal["fan_in", "fan_out"]
 Axes: TypeAlias = "Sequence[int] | None"
 
 
+def check_distribution(distribution: Any) -> Distribution:
+    """``distribution`` as Keras's VarianceScaling reads it, in its canonical spelling.
+
+    Keras lower-cases the name and takes "normal" for "truncated_normal"; so
+    does this, so that every spelling the parent class accepts means the same
+    here.
+
+    Example:
+        >>> check_distribution("Normal"), check_distribution("UNIFORM")
+        ('truncated_normal', 'uniform')
+    """
+    if isinstance(distribution, str):
+        distribution = distribution.lower()
+        if distribution == "normal":
+            distribution = "truncated_normal"
+    return check_choice("distribution", distribution, get_args(Distribution))
+
+
 class VarianceScaling(RandomInitializer, keras.initializers.VarianceScaling):
     """Draws with Var(W) = scale / n, n the fan that ``mode`` names.
 
@@ -58,25 +77,34 @@ class VarianceScaling(RandomInitializer, keras.initializers.VarianceScaling):
         uniform:             U(-sqrt(3 scale / n), +sqrt(3 scale / n)).
 
     Fans are those of the Keras kernel layout ``(*receptive_field, in, out)``
-    unless ``input_axes`` and ``output_axes`` say otherwise. Keras owns the
+    unless ``input_axes`` and ``output_axes`` are both given. Keras owns the
     bare names "VarianceScaling" and "variance_scaling"; this class is
     reachable by string as "keras_inits>VarianceScaling" only.
+
+    It stands in for ``keras.initializers.VarianceScaling``: every argument
+    value that class takes means the same here ("Normal" is
+    "truncated_normal", a seed may be a serialized SeedGenerator, one axes
+    list alone is ignored), except a ``scale`` that is a bool, NaN or
+    infinite, which Keras lets through to non-finite kernels.
 
     Args:
         scale: Variance multiplier, a finite number > 0 (``gain**2``).
         mode: One of "fan_in", "fan_out", "fan_avg".
-        distribution: One of "truncated_normal", "untruncated_normal", "uniform".
-        seed: An int (reproducible), None (fresh values every call) or a
-            ``keras.random.SeedGenerator``; see the README's section on seeds.
+        distribution: One of "truncated_normal", "untruncated_normal",
+            "uniform", in any case; "normal" means "truncated_normal".
+        seed: An int (reproducible), None (fresh values every call), a
+            ``keras.random.SeedGenerator`` or its serialized config; see the
+            README's section on seeds.
         input_axes: Axes of the kernel that count as inputs, or None for the
-            Keras layout. Given together with ``output_axes``.
+            Keras layout. Used when ``output_axes`` is given too.
         output_axes: Axes of the kernel that count as outputs, or None.
 
     Raises:
-        ValueError: For a non-positive or non-finite ``scale``, an unknown
-            ``mode`` or ``distribution``, or only one of the two axes lists.
-        TypeError: For a ``scale`` that is not a real number (bool included)
-            or a ``seed`` that is not an int, SeedGenerator or None.
+        ValueError: For a non-positive or non-finite ``scale``, or an unknown
+            ``mode`` or ``distribution``.
+        TypeError: For a ``scale`` that is not a real number (bool included),
+            a ``seed`` that is not an int, SeedGenerator or None, or axes
+            that are not lists of ints.
 
     Example:
         >>> init = VarianceScaling(scale=2.0, mode="fan_in", seed=0)
@@ -99,7 +127,7 @@ class VarianceScaling(RandomInitializer, keras.initializers.VarianceScaling):
     ) -> None:
         self.scale = check_positive("scale", scale)
         self.mode = check_choice("mode", mode, get_args(Mode))
-        self.distribution = check_choice("distribution", distribution, get_args(Distribution))
+        self.distribution = check_distribution(distribution)
         self.input_axes, self.output_axes = check_axes(input_axes, output_axes)
         super().__init__(seed=seed)
 
@@ -386,15 +414,16 @@ class ActivationScaled(VarianceScaling):
     Args:
         activation: A name or function as above (default "gelu").
         mode: One of "fan_in", "fan_out", "fan_avg".
-        distribution: One of "truncated_normal", "untruncated_normal", "uniform".
+        distribution: One of "truncated_normal", "untruncated_normal",
+            "uniform", read as VarianceScaling reads it.
         seed: An int, None or a ``keras.random.SeedGenerator`` (see README).
         input_axes: Input axes of the kernel, or None for the Keras layout.
         output_axes: Output axes of the kernel, or None.
 
     Raises:
         ValueError: For an unknown or unstorable ``activation``, one whose
-            second moment is 0 or infinite or that is not elementwise, an
-            unknown ``mode`` or ``distribution``, or only one of the axes lists.
+            second moment is 0 or infinite or that is not elementwise, or an
+            unknown ``mode`` or ``distribution``.
         TypeError: If ``activation`` is neither a string nor a callable.
 
     Example:

@@ -1,5 +1,6 @@
 """The seed policy, input checks and config handling shared by every class."""
 
+import json
 import math
 import subprocess
 import sys
@@ -169,31 +170,115 @@ def test_call_traces_under_jax_jit(seed):
     assert np.abs(values).max() <= 2 * initializer.stddev((256, 64)) / 0.87962566103423978 + 1e-6
 
 
-def test_multi_head_attention_gets_distinct_projection_kernels_when_unseeded():
-    layer = keras.layers.MultiHeadAttention(
-        num_heads=2, key_dim=16, kernel_initializer=ki.SigmoidNormal()
-    )
-    x = keras.ops.ones((1, 3, 16))
+def kernels(layer):
+    """The kernels a layer owns, in build order, read through its public weights."""
+    return [to_numpy(w) for w in layer.weights if w.name == "kernel"]
+
+
+# Layers that re-create their initializer from its config, one copy per
+# sub-layer; each builder returns the kernels the copies drew, all one shape.
+COPYING_LAYERS = """
+import keras
+
+
+def multi_head_attention(initializer):
+    layer = keras.layers.MultiHeadAttention(2, 8, kernel_initializer=initializer)
+    x = keras.ops.ones((1, 3, 8))
     layer(x, x)
-    kernels = [
-        to_numpy(sub.kernel) for sub in (layer._query_dense, layer._key_dense, layer._value_dense)
-    ]
-    assert kernels[0].shape == kernels[1].shape == kernels[2].shape
-    for i in range(3):
-        for j in range(i + 1, 3):
-            assert not np.array_equal(kernels[i], kernels[j]), (i, j)
+    return [w for w in layer.weights if w.name == "kernel"][:3]  # query, key, value
+
+
+def bidirectional(initializer):
+    rnn = keras.layers.SimpleRNN(6, kernel_initializer=initializer)
+    layer = keras.layers.Bidirectional(rnn)
+    layer(keras.ops.ones((1, 4, 6)))
+    return [layer.forward_layer.cell.kernel, layer.backward_layer.cell.kernel]
+
+
+def shared_einsum_dense(initializer):
+    kernels = []
+    for _ in range(2):
+        layer = keras.layers.EinsumDense("ab,bcd->acd", (2, 8), kernel_initializer=initializer)
+        layer.build((None, 8))
+        kernels.append(layer.kernel)
+    return kernels
+
+
+BUILDERS = {
+    "multi_head_attention": multi_head_attention,
+    "bidirectional": bidirectional,
+    "shared_einsum_dense": shared_einsum_dense,
+}
+"""
+COPIES = {}
+exec(COPYING_LAYERS, COPIES)
+
+
+@pytest.mark.parametrize("make", [lambda: ki.SigmoidNormal(seed=3), lambda: ki.SigmoidNormal()])
+@pytest.mark.parametrize("builder", COPIES["BUILDERS"])
+def test_copies_that_keras_makes_draw_different_kernels(builder, make):
+    # Keras re-creates the initializer from its config for each sub-layer; an int
+    # seed's copies continue one stream (StreamSeed), an unseeded one draws afresh.
+    drawn = [to_numpy(k) for k in COPIES["BUILDERS"][builder](make())]
+    assert len(drawn) >= 2 and len({k.shape for k in drawn}) == 1
+    for i in range(len(drawn)):
+        for j in range(i + 1, len(drawn)):
+            assert not np.array_equal(drawn[i], drawn[j]), (builder, i, j)
+
+
+REBUILD = (
+    COPYING_LAYERS
+    + """
+import json
+import keras_inits as ki
+print(json.dumps({name: [keras.ops.convert_to_numpy(k).tolist() for k in build(
+    ki.XavierUniform(seed=9))] for name, build in BUILDERS.items()}))
+"""
+)
+
+
+def test_a_fresh_instance_with_the_same_seed_repeats_the_build_in_every_process():
+    here = {
+        name: [to_numpy(k) for k in build(ki.XavierUniform(seed=9))]
+        for name, build in COPIES["BUILDERS"].items()
+    }
+    again = {
+        name: [to_numpy(k) for k in build(ki.XavierUniform(seed=9))]
+        for name, build in COPIES["BUILDERS"].items()
+    }
+    completed = subprocess.run(
+        [sys.executable, "-c", REBUILD], capture_output=True, text=True, timeout=300
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    there = json.loads(completed.stdout.strip().splitlines()[-1])
+    for name, expected in here.items():
+        for a, b, c in zip(expected, again[name], there[name], strict=True):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(np.asarray(c, dtype=a.dtype), a)
+
+
+def test_a_copy_keeps_the_config_and_the_plain_int_seed():
+    original = ki.KaimingUniform(a=0.5, seed=4)
+    config = original.get_config()
+    copy = ki.KaimingUniform.from_config(config)
+    assert copy.get_config() == config
+    assert json.loads(json.dumps(config)) == config
+    assert repr(config["seed"]) == "4"
+    # A copy continues the stream; a fresh instance given the number starts it anew.
+    first, second = draw(original), draw(copy)
+    assert not np.array_equal(first, second)
+    np.testing.assert_array_equal(draw(ki.KaimingUniform(a=0.5, seed=4)), first)
+    np.testing.assert_array_equal(
+        draw(ki.KaimingUniform.from_config(json.loads(json.dumps(config)))), first
+    )
 
 
 def test_unseeded_multi_head_attention_is_reproducible_under_set_random_seed():
-    # The README's advice for attention layers: seed=None plus set_random_seed.
     def build():
         keras.utils.set_random_seed(7)
-        layer = keras.layers.MultiHeadAttention(2, 8, kernel_initializer="xavier_uniform")
-        x = keras.ops.ones((1, 3, 8))
-        layer(x, x)
-        return to_numpy(layer._query_dense.kernel), to_numpy(layer._key_dense.kernel)
+        return [to_numpy(k) for k in COPIES["multi_head_attention"]("xavier_uniform")]
 
-    (q1, k1), (q2, k2) = build(), build()
+    (q1, k1, _), (q2, k2, _) = build(), build()
     np.testing.assert_array_equal(q1, q2)
     np.testing.assert_array_equal(k1, k2)
     assert not np.array_equal(q1, k1)

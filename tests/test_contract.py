@@ -286,24 +286,35 @@ def test_serves_table_names_real_classes_and_layers():
         assert set(entry.refuses) <= set(LAYERS) - set(entry.layers or ())
 
 
+def served_by(layer_name):
+    return [cls for cls in CLASSES if layer_name in (serves(cls).layers or LAYERS)]
+
+
 @pytest.mark.parametrize("layer_name", sorted(LAYERS))
-def test_string_names_work_in_every_layer(layer_name):
+def test_every_layer_is_served_by_some_class(layer_name):
+    assert served_by(layer_name), f"no class serves {layer_name}"
+
+
+# One test per (layer, class), so that one failure does not hide the others.
+@pytest.mark.parametrize(
+    "layer_name, cls",
+    [(layer_name, cls) for layer_name in sorted(LAYERS) for cls in served_by(layer_name)],
+    ids=lambda value: value if isinstance(value, str) else value.__name__,
+)
+def test_string_name_works_in_the_layer(layer_name, cls):
     make_layer, input_shape, keys = LAYERS[layer_name]
-    served = [cls for cls in CLASSES if layer_name in (serves(cls).layers or LAYERS)]
-    assert served, f"no class serves {layer_name}"
-    for cls in served:
-        layer = make_layer(string_name(cls))
-        refusal = serves(cls).refuses.get(layer_name)
-        if refusal:
-            with pytest.raises(ValueError, match=refusal):
-                build(layer, input_shape)
-            continue
-        build(layer, input_shape)
-        config = layer.get_config()
-        for key in keys:
-            assert config[key]["registered_name"] == registered_name(cls), (key, cls)
-        kernels = [w for w in layer.weights if "bias" not in w.path and len(w.shape) >= 2]
-        assert kernels, f"{layer_name} built no kernel"
-        for kernel in kernels:
-            values = to_numpy(kernel)
-            assert np.all(np.isfinite(values)) and np.unique(values).size > 1, (kernel.path, cls)
+    layer = make_layer(string_name(cls))
+    refusal = serves(cls).refuses.get(layer_name)
+    if refusal:
+        with pytest.raises(ValueError, match=refusal):
+            build(layer, input_shape)
+        return
+    build(layer, input_shape)
+    config = layer.get_config()
+    for key in keys:
+        assert config[key]["registered_name"] == registered_name(cls), key
+    kernels = [w for w in layer.weights if "bias" not in w.path and len(w.shape) >= 2]
+    assert kernels, f"{layer_name} built no kernel"
+    for kernel in kernels:
+        values = to_numpy(kernel)
+        assert np.all(np.isfinite(values)) and np.unique(values).size > 1, kernel.path

@@ -32,9 +32,11 @@ def test_axes_out_of_range():
         compute_fans((3, 4), [2], [0])
 
 
-def test_axes_overlap():
-    with pytest.raises(ValueError, match="must not share an axis"):
-        compute_fans((3, 4, 5), [0, 1], [-2])
+def test_axes_count_as_keras_counts_them():
+    # An axis in both lists, or listed twice, counts each time; an empty list is 1.
+    assert compute_fans((3, 4, 5), [0, 1], [-2]) == (12, 4)
+    assert compute_fans((3, 4, 5), [2, 2], []) == (25, 1)
+    assert compute_fans((3, 4, 5), [0], None) == (12, 15)  # one list alone: the layout
 
 
 @pytest.mark.parametrize("mode, expected", [("fan_in", 10.0), ("fan_out", 30.0), ("fan_avg", 20.0)])

@@ -1,10 +1,14 @@
 """The package's import promises: public API only, no heavy or foreign imports."""
 
+import os
+import re
 import subprocess
 import sys
+import tomllib
 import types
 
 import keras
+import pytest
 
 import keras_inits as ki
 
@@ -43,12 +47,25 @@ def test_all_lists_the_public_api():
     assert public - set(ki.__all__) == submodules
 
 
-def test_every_class_is_a_keras_initializer_and_documented():
-    for name in ki.__all__:
-        obj = getattr(ki, name)
-        if isinstance(obj, type):
-            assert issubclass(obj, keras.initializers.Initializer), name
-            doc = obj.__doc__ or ""
-            for section in ("Args:", "Example:", "Reference:"):
-                assert section in doc, (name, section)
-            assert "fan_in" in doc or "fans" in doc, name
+@pytest.mark.parametrize("name", [n for n in ki.__all__ if isinstance(getattr(ki, n), type)])
+def test_every_class_is_a_keras_initializer_and_documented(name):
+    obj = getattr(ki, name)
+    assert issubclass(obj, keras.initializers.Initializer), name
+    doc = obj.__doc__ or ""
+    for section in ("Args:", "Example:", "Reference:"):
+        assert section in doc, (name, section)
+    assert "fan_in" in doc or "fans" in doc, name
+
+
+def test_the_version_is_written_in_one_place():
+    # pyproject.toml reads it from keras_inits.__version__; the wheel test checks
+    # that the installed metadata agrees.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "pyproject.toml"), "rb") as file:
+        pyproject = tomllib.load(file)
+    assert "version" not in pyproject["project"]
+    assert "version" in pyproject["project"]["dynamic"]
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {
+        "attr": "keras_inits.__version__"
+    }
+    assert re.fullmatch(r"\d+\.\d+\.\d+", ki.__version__)

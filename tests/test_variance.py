@@ -1,5 +1,6 @@
 """The fan-scaled family draws the distribution its docstring states."""
 
+import inspect
 import math
 
 import keras
@@ -10,6 +11,15 @@ from scipy import stats
 
 import keras_inits as ki
 from keras_inits._sampling import TRUNCATED_STD
+
+# Keras 3.15 gave VarianceScaling fan axes, and EinsumDense hands them over;
+# before it, EinsumDense kernels get the Keras-layout fans, ours as Keras's own.
+KERAS_HAS_FAN_AXES = (
+    "input_axes" in inspect.signature(keras.initializers.VarianceScaling).parameters
+)
+needs_fan_axes = pytest.mark.skipif(
+    not KERAS_HAS_FAN_AXES, reason=f"Keras {keras.__version__} has no fan axes (3.15+)"
+)
 
 DENSE = (256, 512)  # fan_in 256, fan_out 512: 131072 values
 CONV = (3, 3, 96, 128)  # fan_in 864, fan_out 1152: 110592 values
@@ -154,14 +164,12 @@ def test_stddev_method_matches_the_docstring():
         (lambda: ki.VarianceScaling(scale=0.0), "`scale` must be a finite number > 0"),
         (lambda: ki.VarianceScaling(scale=float("nan")), "Received: scale=nan"),
         (lambda: ki.VarianceScaling(mode="fan_sum"), "Received: mode='fan_sum'"),
-        (lambda: ki.VarianceScaling(distribution="normal"), "Received: distribution='normal'"),
+        (lambda: ki.VarianceScaling(distribution="gamma"), "Received: distribution='gamma'"),
         (lambda: ki.XavierNormal(gain=-1.0), "Received: gain=-1.0"),
         (lambda: ki.KaimingNormal(mode="fan_avg"), "('fan_in', 'fan_out')"),
         (lambda: ki.KaimingNormal(nonlinearity="gelu"), "Received: nonlinearity='gelu'"),
         (lambda: ki.KaimingNormal(a=0.1, nonlinearity="relu"), "Received: a=0.1"),
         (lambda: ki.KaimingNormal(a=float("inf")), "`a` must be a finite number"),
-        (lambda: ki.SigmoidNormal(input_axes=[0]), "given together"),
-        (lambda: ki.SigmoidNormal(input_axes=[0, 0], output_axes=[1]), "must not repeat"),
     ],
 )
 def test_bad_values_are_refused_at_construction(make, message):
@@ -193,6 +201,7 @@ def test_axes_out_of_range_are_refused_at_call():
         initializer((4, 5))
 
 
+@needs_fan_axes
 def test_einsum_dense_hands_its_axes_to_the_initializer():
     # Kernel (256, 8, 64) with inputs on axis 0: fan_in is 256. The plain Keras
     # layout would take 256 * 8 = 2048 and draw a std sqrt(8) times too small.
@@ -212,6 +221,7 @@ def test_einsum_dense_hands_its_axes_to_the_initializer():
     ],
     ids=["xavier_gain_3", "kaiming_tanh_fan_out", "small_uniform", "activation_scaled_relu"],
 )
+@needs_fan_axes
 def test_einsum_dense_keeps_the_config_when_it_clones(initializer, expected):
     # EinsumDense rebuilds a VarianceScaling from its config to add the axes:
     # gain, mode and nonlinearity must survive that, or the std would be off.
@@ -259,3 +269,94 @@ def test_xavier_gain_whose_square_is_not_a_finite_positive_scale_is_named(cls, g
         "`gain` must square to a finite number > 0 (gain**2 is the variance scale). "
         f"Received: gain={gain!r}"
     )
+
+
+# ------------------------------------------- standing in for Keras's VarianceScaling
+
+SEED_CONFIG = "a serialized SeedGenerator"  # built in the test: it makes a backend variable
+# Argument values keras.initializers.VarianceScaling takes; ours must take each
+# with the same meaning. Kernel (64, 32, 64): 131072 values, several fans apart.
+PARITY = {
+    "defaults": {},
+    "normal_is_truncated": {"distribution": "normal"},
+    "Normal_fan_out": {"distribution": "Normal", "mode": "fan_out"},
+    "UNIFORM_fan_avg": {"distribution": "UNIFORM", "mode": "fan_avg"},
+    "Untruncated_int_scale": {"distribution": "Untruncated_Normal", "scale": 2},
+    "numpy_scale": {"scale": np.float32(0.5), "distribution": "uniform"},
+    "input_axes_alone": {"input_axes": [0]},
+    "output_axes_alone": {"output_axes": (1, 2), "mode": "fan_out"},
+    "both_axes_tuples": {"input_axes": (0,), "output_axes": (1, 2), "mode": "fan_avg"},
+    "empty_and_repeated_axes": {"input_axes": [], "output_axes": [0, 0], "mode": "fan_out"},
+    "shared_axis": {"input_axes": [0, 1], "output_axes": [1], "mode": "fan_avg"},
+    "seed_config": {"seed": SEED_CONFIG, "distribution": "uniform"},
+    "int_seed": {"seed": 11, "scale": 3.0},
+}
+PARITY_SHAPE = (64, 32, 64)
+
+
+def _parity_pair(kwargs):
+    if not KERAS_HAS_FAN_AXES and {"input_axes", "output_axes"} & set(kwargs):
+        pytest.skip(f"Keras {keras.__version__}'s VarianceScaling takes no fan axes")
+
+    def build(cls):
+        arguments = dict(kwargs)
+        if arguments.get("seed") == SEED_CONFIG:
+            generator = keras.random.SeedGenerator(5)
+            arguments["seed"] = keras.saving.serialize_keras_object(generator)
+        return cls(**arguments)
+
+    return build(ki.VarianceScaling), build(keras.initializers.VarianceScaling)
+
+
+def _axes(value):
+    return None if value is None else list(value)
+
+
+@pytest.mark.parametrize("kwargs", PARITY.values(), ids=PARITY.keys())
+def test_variance_scaling_reads_every_keras_argument_as_keras_does(kwargs):
+    ours, theirs = _parity_pair(kwargs)
+    assert (ours.scale, ours.mode, ours.distribution) == (
+        theirs.scale,
+        theirs.mode,
+        theirs.distribution,
+    )
+    assert (ours.input_axes, ours.output_axes) == (
+        _axes(getattr(theirs, "input_axes", None)),
+        _axes(getattr(theirs, "output_axes", None)),
+    )
+    # Each class rebuilds from the other's config with the same meaning.
+    config, keras_config = ours.get_config(), theirs.get_config()
+    if not KERAS_HAS_FAN_AXES:  # a Keras without fan axes takes no such keys
+        config = {k: v for k, v in config.items() if k not in ("input_axes", "output_axes")}
+    again = keras.initializers.VarianceScaling.from_config(config)
+    assert (again.scale, again.mode, again.distribution) == (
+        ours.scale,
+        ours.mode,
+        ours.distribution,
+    )
+    ours_again = ki.VarianceScaling.from_config(keras_config)
+    assert {k: v for k, v in ours_again.get_config().items() if k in config and k != "seed"} == {
+        k: v for k, v in config.items() if k != "seed"
+    }
+
+
+@pytest.mark.parametrize("kwargs", PARITY.values(), ids=PARITY.keys())
+def test_variance_scaling_draws_keras_distribution_for_the_same_arguments(kwargs):
+    ours, theirs = _parity_pair(kwargs)
+    mine, keras_values = to_numpy(ours(PARITY_SHAPE)), to_numpy(theirs(PARITY_SHAPE))
+    # Same law: a two-sample KS test, and the stds within 5 standard errors of
+    # their difference (std error per sample from its own kurtosis).
+    assert stats.ks_2samp(mine.ravel(), keras_values.ravel()).pvalue > 1e-4
+    sigma = keras_values.std()
+    kurtosis = float(stats.kurtosis(keras_values.ravel()))
+    tolerance = math.sqrt(2) * std_tolerance(sigma, keras_values.size, kurtosis)
+    assert abs(mine.std() - sigma) <= tolerance, (mine.std(), sigma, tolerance)
+
+
+@pytest.mark.parametrize("scale", [float("nan"), float("inf")])
+def test_variance_scaling_refuses_only_scales_keras_turns_into_non_finite_kernels(scale):
+    # The one documented exception: Keras lets these through and draws NaN/inf.
+    values = to_numpy(keras.initializers.VarianceScaling(scale=scale, seed=1)((4, 4)))
+    assert not np.all(np.isfinite(values))
+    with pytest.raises(ValueError, match=r"^`scale` must be a finite number > 0"):
+        ki.VarianceScaling(scale=scale)
