@@ -311,10 +311,10 @@ class ICNR(RandomInitializer):
         self, scale: int = 2, initializer: Any = "kaiming_normal", seed: Seed = None
     ) -> None:
         # Imported here: _registry imports this module to register its classes.
-        from keras_inits._registry import get
+        from keras_inits._registry import resolve
 
         self.scale = check_positive_int("scale", scale)
-        nested = get(initializer)
+        nested = resolve(initializer, "initializer")
         if not isinstance(nested, keras.initializers.Initializer):
             raise TypeError(
                 "`initializer` must name or be a keras.initializers.Initializer. "

@@ -27,7 +27,7 @@ from keras_inits import _sampling
 from keras_inits._base import RandomInitializer, Seed
 from keras_inits._fans import Mode, compute_fans, fan_for_mode
 from keras_inits._gain import Nonlinearity, activation_name, calculate_gain, gain_for
-from keras_inits._validation import check_axes, check_choice, check_finite, check_positive
+from keras_inits._validation import check_axes, check_choice, check_positive, check_squarable
 
 __all__ = [
     "ActivationScaled",
@@ -280,8 +280,8 @@ class KaimingNormal(VarianceScaling):
     Fans follow the kernel layout ``(*receptive_field, in, out)``.
 
     Args:
-        a: The negative slope of leaky_relu, a finite number; must be 0 for
-            every other nonlinearity.
+        a: The negative slope of leaky_relu, a finite number with a finite
+            square (|a| < 1.34e154); must be 0 for every other nonlinearity.
         mode: "fan_in" (keeps the forward signal) or "fan_out" (keeps the
             backward gradient).
         nonlinearity: A name from ``calculate_gain``'s table.
@@ -290,7 +290,7 @@ class KaimingNormal(VarianceScaling):
         output_axes: Output axes of the kernel, or None.
 
     Raises:
-        ValueError: For a non-finite ``a``, a non-zero ``a`` with a
+        ValueError: For an ``a`` whose value or square is not finite, a non-zero ``a`` with a
             nonlinearity other than leaky_relu, or an unknown ``mode`` or
             ``nonlinearity``.
 
@@ -315,7 +315,7 @@ class KaimingNormal(VarianceScaling):
         input_axes: Axes = None,
         output_axes: Axes = None,
     ) -> None:
-        self.a = check_finite("a", a)
+        self.a = check_squarable("a", a)
         check_choice("mode", mode, get_args(KaimingMode))
         self.nonlinearity = check_choice("nonlinearity", nonlinearity, get_args(Nonlinearity))
         if nonlinearity != "leaky_relu" and self.a != 0.0:
@@ -343,8 +343,8 @@ class KaimingUniform(KaimingNormal):
     of the transposed weight.
 
     Args:
-        a: The negative slope of leaky_relu, a finite number; must be 0 for
-            every other nonlinearity.
+        a: The negative slope of leaky_relu, a finite number with a finite
+            square (|a| < 1.34e154); must be 0 for every other nonlinearity.
         mode: "fan_in" or "fan_out".
         nonlinearity: A name from ``calculate_gain``'s table.
         seed: An int, None or a ``keras.random.SeedGenerator`` (see README).

@@ -242,6 +242,14 @@ def test_compare_config_refuses_bad_values():
         CompareConfig(lr=-0.1)
     with pytest.raises(TypeError, match=r"`epochs` must be an int >= 1, not float"):
         CompareConfig(epochs=1.5)
+    with pytest.raises(ValueError) as info:
+        CompareConfig(activation="sigmoidd")
+    assert str(info.value) == (
+        "Unknown activation. Did you mean 'sigmoid'? keras.activations lists Keras's; a custom "
+        "one needs keras.saving.register_keras_serializable. Received: activation='sigmoidd'"
+    )
+    with pytest.raises(ValueError, match=r"Received: initializers\[1\]='nope'$"):
+        CompareConfig(initializers=("glorot_normal", "nope"))
 
 
 def test_run_compare_is_reproducible_and_reports_every_run():

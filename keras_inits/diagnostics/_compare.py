@@ -22,7 +22,8 @@ import keras
 import numpy as np
 
 from keras_inits._extras import import_optional
-from keras_inits._registry import get
+from keras_inits._gain import activation_name
+from keras_inits._registry import get, resolve
 from keras_inits._validation import (
     check_non_negative,
     check_positive,
@@ -93,9 +94,17 @@ class CompareConfig:
                 f"Received: initializers={self.initializers!r}"
             )
         # Names and config dicts: JSON-ready, and each hidden layer gets its own instance.
-        identifiers = tuple(_identifier(item) for item in self.initializers)
+        identifiers = tuple(
+            _identifier(item, f"initializers[{index}]")
+            for index, item in enumerate(self.initializers)
+        )
         object.__setattr__(self, "initializers", identifiers)
-        keras.activations.get(self.activation)
+        if not isinstance(self.activation, str):  # stored in the JSON, so a name
+            raise TypeError(
+                "`activation` must be an activation name, a string. "
+                f"Received: activation={self.activation!r}"
+            )
+        activation_name(self.activation)  # an unknown name: "did you mean", naming `activation`
         check_positive_int("depth", self.depth)
         check_positive_int("width", self.width)
         check_positive("lr", self.lr)
@@ -307,16 +316,16 @@ def _pair(first: float | None, last: float | None) -> str:
     return f"{first:.3g} / {last:.3g}"
 
 
-def _identifier(item: Any) -> Any:
+def _identifier(item: Any, argument: str) -> Any:
     """A name or config dict for ``item``; an unknown name fails here, before any training."""
-    initializer = get(item)  # raises with "did you mean" for an unknown name
+    initializer = resolve(item, argument)  # raises with "did you mean" for an unknown name
     if isinstance(item, (str, dict)):
         return item
     if isinstance(initializer, keras.initializers.Initializer):
         return keras.initializers.serialize(initializer)
     raise TypeError(
         "`initializers` must hold names, config dicts or keras.initializers.Initializer "
-        f"instances. Received: {item!r}"
+        f"instances. Received: {argument}={item!r}"
     )
 
 
