@@ -37,7 +37,9 @@ __all__ = [
     "CompareConfig",
     "RunResult",
     "build_mlp",
+    "check_fills",
     "format_results",
+    "hidden_kernel_shapes",
     "load_digits",
     "run_compare",
 ]
@@ -52,6 +54,7 @@ DEFAULT_INITIALIZERS = (
     "sigmoid_normal",
 )
 _VAL_FRACTION = 0.2
+_DIGITS_FEATURES = 64  # 8 x 8 pixels: the first hidden kernel is (64, width)
 
 EpochCallback = Callable[[int, str, int, float], None]
 
@@ -216,6 +219,43 @@ def build_mlp(
     return keras.Sequential(layers, name="mlp")
 
 
+def hidden_kernel_shapes(
+    config: CompareConfig, inputs: int = _DIGITS_FEATURES
+) -> dict[str, tuple[int, int]]:
+    """The distinct kernel shapes of ``build_mlp``'s hidden layers, by the first layer named.
+
+    Example:
+        >>> hidden_kernel_shapes(CompareConfig(depth=3, width=16))
+        {'hidden_1': (64, 16), 'hidden_2': (16, 16)}
+    """
+    shapes = {"hidden_1": (inputs, config.width)}
+    if config.depth > 1 and config.width != inputs:
+        shapes["hidden_2"] = (config.width, config.width)
+    return shapes
+
+
+def check_fills(identifier: Any, shapes: dict[str, tuple[int, int]], argument: str) -> None:
+    """Draws each kernel of ``shapes`` once from ``identifier``: a bad fit fails before training.
+
+    An initializer that cannot fill a Dense kernel (``bilinear`` needs 4-D,
+    ``delta_orthogonal`` out >= in, ``icnr`` out divisible by scale^2) would
+    otherwise fail only when its run builds the model, after the runs before
+    it have trained.
+
+    Raises:
+        ValueError: Naming ``argument``, the layer and the initializer's own reason.
+    """
+    for layer, shape in shapes.items():
+        try:
+            resolve(identifier, argument)(shape)
+        except Exception as error:
+            raise ValueError(
+                f"`{argument}` must fill every hidden Dense kernel; it cannot fill {layer}'s, "
+                f"shape {shape} ({type(error).__name__}: {error}). "
+                f"Received: {argument}={identifier!r}"
+            ) from error
+
+
 def run_compare(config: CompareConfig, on_epoch: EpochCallback | None = None) -> list[RunResult]:
     """Builds and trains the MLP once per initializer of ``config``.
 
@@ -227,7 +267,15 @@ def run_compare(config: CompareConfig, on_epoch: EpochCallback | None = None) ->
 
     Returns:
         One ``RunResult`` per initializer, in the order given.
+
+    Raises:
+        ValueError: Before any training, if an initializer cannot fill the
+            hidden kernels (see ``check_fills``).
+        MissingExtraError: If scikit-learn is not installed.
     """
+    shapes = hidden_kernel_shapes(config)
+    for index, initializer in enumerate(config.initializers):
+        check_fills(initializer, shapes, f"initializers[{index}]")
     (x_train, y_train), (x_val, y_val) = load_digits(config.seed)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     results = []

@@ -7,6 +7,7 @@ machine without a display and never touches pyplot's global state.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping, Sequence
 
@@ -14,7 +15,42 @@ from keras_inits._extras import import_optional
 from keras_inits.diagnostics._compare import RunResult
 from keras_inits.diagnostics._stats import LayerStats
 
-__all__ = ["plot_results", "plot_stats"]
+__all__ = ["check_plot_path", "plot_results", "plot_stats"]
+
+
+def check_plot_path(path: str | os.PathLike[str], name: str = "path") -> str:
+    """Returns the image format of ``path``'s extension if matplotlib can write it here.
+
+    The allowed extensions are matplotlib's own list; the format is tried on
+    a blank figure in memory, so one that needs something missing (LaTeX for
+    "pgf", a Pillow plugin) is refused here, not after the work to plot.
+
+    Raises:
+        ValueError: Naming ``name``, for an extension matplotlib does not
+            write or cannot write on this machine.
+        MissingExtraError: If matplotlib is not installed.
+
+    Example:
+        >>> check_plot_path("out/stats.SVG")
+        'svg'
+    """
+    backend_bases = import_optional("matplotlib.backend_bases", "plot", "Plotting")
+    figure_module = import_optional("matplotlib.figure", "plot", "Plotting")
+    formats = tuple(sorted(backend_bases.FigureCanvasBase.get_supported_filetypes()))
+    extension = os.path.splitext(os.fspath(path))[1][1:].lower()
+    if extension not in formats:
+        raise ValueError(
+            f"`{name}` must end in an image format matplotlib writes, one of {formats}. "
+            f"Received: {name}={os.fspath(path)!r}"
+        )
+    try:
+        figure_module.Figure(figsize=(1, 1)).savefig(io.BytesIO(), format=extension)
+    except Exception as error:
+        raise ValueError(
+            f"`{name}` asks for {extension!r}, which matplotlib cannot write on this machine "
+            f"({type(error).__name__}: {error}). Received: {name}={os.fspath(path)!r}"
+        ) from error
+    return extension
 
 
 def plot_results(
@@ -59,10 +95,12 @@ def plot_stats(
     Raises:
         MissingExtraError: If matplotlib is not installed (the message names
             ``keras-inits[plot]``).
-        ValueError: If ``stats`` is empty.
+        ValueError: If ``stats`` is empty, or ``path`` ends in an image format
+            matplotlib cannot write (see ``check_plot_path``).
     """
     if not stats:
         raise ValueError(f"`stats` must hold at least one initializer. Received: stats={stats!r}")
+    check_plot_path(path)  # an unknown image format fails before the drawing
     figure_module = import_optional("matplotlib.figure", "plot", "Plotting")
     import_optional("matplotlib.backends.backend_agg", "plot", "Plotting")
 
