@@ -15,8 +15,6 @@ This module never imports a backend: ``gain_for`` evaluates activations with
 ``keras.ops`` on whichever backend Keras runs.
 """
 
-from __future__ import annotations
-
 import functools
 import math
 import warnings

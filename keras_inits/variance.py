@@ -15,8 +15,6 @@ or the products of ``input_axes`` / ``output_axes`` when given.
 itself: ``_fans`` and ``_sampling`` do.
 """
 
-from __future__ import annotations
-
 import math
 from collections.abc import Sequence
 from typing import Any, Literal, TypeAlias, get_args
@@ -140,13 +138,17 @@ class SigmoidNormal(VarianceScaling):
     Why 4: with standard-normal pre-activations a sigmoid's output has second
     moment E[sigmoid(z)^2] = 0.293, so the next layer keeps the second moment
     of the signal with gain 1 / sqrt(0.293) = 1.85, scale 3.41
-    (``gain_for("sigmoid")``), which this initializer rounds to gain 2,
+    (``gain_for("sigmoid")``), which this initializer rounds up to gain 2,
     scale 4. The slope at 0, 1/4, would call for gain 4 (scale 16) instead.
-    It is the "factor 4" cousin of He's 2 / fan_in for ReLU
-    and Xavier's 1 / fan_in or 2 / (fan_in + fan_out) for tanh. It is not
-    PyTorch's gain 1 for sigmoid, nor the "4 times the Glorot bound" rule
-    (16 times Glorot's variance). fan_in is in * prod(receptive_field) for a
-    kernel laid out ``(*receptive_field, in, out)``.
+    The rule is derived here, by the variance-preserving argument of Glorot
+    & Bengio (2010) applied to the sigmoid's second moment; no paper we know
+    of states 4 / fan_in itself. It is the "factor 4" cousin of He's
+    2 / fan_in for ReLU and LeCun's 1 / fan_in (Glorot's 2 / (fan_in +
+    fan_out)) for tanh. It is not PyTorch's gain 1 for sigmoid, nor the
+    "4 times the Glorot bound" rule (16 times Glorot's variance), nor LeCun
+    et al. (1998), whose "Efficient BackProp" recommends std = fan_in^(-1/2)
+    for a scaled tanh. fan_in is in * prod(receptive_field) for a kernel laid
+    out ``(*receptive_field, in, out)``.
 
     Args:
         seed: An int, None or a ``keras.random.SeedGenerator`` (see README).
@@ -160,8 +162,10 @@ class SigmoidNormal(VarianceScaling):
         (784, 64)
 
     Reference:
-        LeCun et al., 1998, "Efficient BackProp" (scaling by fan_in for sigmoids);
-        Glorot & Bengio, 2010, https://proceedings.mlr.press/v9/glorot10a.html
+        Derived here (see ``gain_for``) by the variance argument of
+        Glorot & Bengio, 2010, "Understanding the difficulty of training deep
+        feedforward neural networks",
+        https://proceedings.mlr.press/v9/glorot10a.html
     """
 
     _SCALE = 4.0
@@ -192,7 +196,7 @@ class SigmoidUniform(SigmoidNormal):
         (3, 3, 8, 16)
 
     Reference:
-        LeCun et al., 1998, "Efficient BackProp";
+        Derived here, as SigmoidNormal, by the variance argument of
         Glorot & Bengio, 2010, https://proceedings.mlr.press/v9/glorot10a.html
     """
 
