@@ -8,6 +8,7 @@ machine without a display and never touches pyplot's global state.
 from __future__ import annotations
 
 import io
+import math
 import os
 from collections.abc import Mapping, Sequence
 
@@ -110,27 +111,31 @@ def plot_stats(
     else:
         figure = figure_module.Figure(figsize=(13, 3.8), layout="constrained")
         axes = figure.subplots(1, 3)
+    signals, grads, losses = [], [], []
     for label, records in stats.items():
         depth = list(range(1, len(records) + 1))
+        signals += [r.signal_std for r in records]
         axes[0].plot(depth, [r.signal_std for r in records], marker="o", label=label)
         saturation = [float("nan") if r.saturation is None else r.saturation for r in records]
         axes[1].plot(depth, saturation, marker="o", label=label)
-        grads = [float("nan") if not r.grad_norm else r.grad_norm for r in records]
-        axes[2].plot(depth, grads, marker="o", label=label)
+        grad = [float("nan") if not r.grad_norm else r.grad_norm for r in records]
+        grads += grad
+        axes[2].plot(depth, grad, marker="o", label=label)
     depth = list(range(1, max(len(records) for records in stats.values()) + 1))
     for axis in axes[:3]:
         axis.set_xticks(depth)
     _label(axes[0], "activation std by depth", "layer", "std of output across inputs")
-    axes[0].set_yscale("log")
+    _log_scale(axes[0], signals, "no signal: every output is constant")
     _label(axes[1], "saturated outputs by depth", "layer", "fraction saturated")
     axes[1].set_ylim(-0.03, 1.03)
     _label(axes[2], "gradient norm by depth", "layer", "|d loss / d kernel|")
-    axes[2].set_yscale("log")
+    _log_scale(axes[2], grads, "no gradient norms:\nlayer_stats was given no y")
     if loss_curves:
         for label, curve in loss_curves.items():
+            losses += list(curve)
             axes[3].plot(range(1, len(curve) + 1), curve, label=label)
         _label(axes[3], "training loss", "epoch", "loss")
-        axes[3].set_yscale("log")
+        _log_scale(axes[3], losses, "no finite loss")
     axes[0].legend(fontsize="small")
     if title:
         figure.suptitle(title)
@@ -140,6 +145,14 @@ def plot_stats(
         os.makedirs(parent, exist_ok=True)
     figure.savefig(path, dpi=110)
     return path
+
+
+def _log_scale(axis, values: Sequence[float], empty: str) -> None:  # type: ignore[no-untyped-def]
+    """A log y axis where some value is finite and > 0; else a note saying why there is none."""
+    if any(math.isfinite(value) and value > 0 for value in values):
+        axis.set_yscale("log")
+    else:  # log scale of nothing positive is an error in matplotlib
+        axis.text(0.5, 0.5, empty, ha="center", va="center", transform=axis.transAxes)
 
 
 def _label(axis, title: str, xlabel: str, ylabel: str) -> None:  # type: ignore[no-untyped-def]
