@@ -1,8 +1,10 @@
 """The keras-inits command: end to end in a fresh process, and its usage errors."""
 
+import dataclasses
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -52,7 +54,7 @@ def test_compare_end_to_end(tmp_path):
     assert config["initializers"] == ["sigmoid_normal", "glorot_normal"]
     assert (config["depth"], config["width"], config["epochs"]) == (2, 16, 1)
     assert [r["initializer"] for r in document["results"]] == ["sigmoid_normal", "glorot_normal"]
-    fields = {field for field in LayerStats.__dataclass_fields__}
+    fields = {field.name for field in dataclasses.fields(LayerStats)}
     for result in document["results"]:
         assert set(result) == {
             "initializer",
@@ -292,3 +294,16 @@ def test_list_shows_ours_and_keras_names_with_formulas(capsys):
     assert "sqrt(2 / (fan_in + fan_out))" in by_name["glorot_normal"]
     assert "keras_inits>VarianceScaling" in by_name
     assert lines.index("Keras built-ins:") > lines.index("keras_inits:")
+
+
+def test_readme_cli_errors_are_the_real_messages(capsys, monkeypatch, tmp_path, no_training):
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as file:
+        blocks = re.findall(r"```text\n(.*?)```", file.read(), flags=re.DOTALL)
+    block = next(b for b in blocks if b.startswith("keras-inits compare: error:"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    produced = [
+        usage_error(capsys, ["compare", *args]).splitlines()[-1]
+        for args in (["--init", "bilinear"], ["--json", "out"])
+    ]
+    assert block.strip().splitlines() == produced
