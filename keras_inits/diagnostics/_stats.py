@@ -428,7 +428,7 @@ def _jax_gradients(model: Any, kernels: list[Any], x: Any, mean_loss: Any) -> li
         prediction, _ = model.stateless_call(values, non_trainable, x, training=False)
         return mean_loss(prediction)
 
-    grads = jax.grad(loss_of)([v.value for v in trainable])
+    grads = jax.jit(jax.grad(loss_of))([v.value for v in trainable])  # one compile, not one per op
     index = {id(v): i for i, v in enumerate(trainable)}
     return [grads[index[id(kernel)]] for kernel in kernels]
 
