@@ -421,7 +421,14 @@ class ActivationScaled(VarianceScaling):
         output_axes: Axes = None,
     ) -> None:
         self.activation = activation_name(activation)
-        scale = gain_for(self.activation) ** 2
+        gain = gain_for(self.activation)
+        scale = gain * gain  # inf past float range, where ** would raise OverflowError
+        if not scale < math.inf:
+            raise ValueError(
+                "`activation` must have a gain whose square is finite; its second moment "
+                f"E[f(z)^2] is so small that gain**2 = {scale!r}. "
+                f"Received: activation={self.activation!r}"
+            )
         super().__init__(scale, mode, distribution, seed, input_axes, output_axes)
 
     def _scheme_config(self) -> dict[str, Any]:

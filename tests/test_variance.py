@@ -194,6 +194,19 @@ def test_squares_that_overflow_are_value_errors_naming_the_argument(make, messag
     assert_error(make, ValueError, message)  # never a bare OverflowError
 
 
+def test_an_activation_whose_gain_squares_past_float_range_is_named():
+    @keras.saving.register_keras_serializable(package="test_variance_overflow")
+    def tiny(z):
+        return 1e-160 * z  # E[f(z)^2] = 1e-320, so gain**2 = 1e320 overflows
+
+    assert_error(
+        lambda: ki.ActivationScaled(tiny),
+        ValueError,
+        "`activation` must have a gain whose square is finite; its second moment E[f(z)^2] "
+        "is so small that gain**2 = inf. Received: activation='test_variance_overflow>tiny'",
+    )
+
+
 def test_the_largest_squarable_slope_still_works():
     init = ki.KaimingNormal(a=1e150)  # gain**2 = 2 / (1 + 1e300) = 2e-300, still > 0
     assert init.scale == pytest.approx(2e-300)
