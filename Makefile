@@ -78,8 +78,8 @@ bench: $(STAMP)
 	done
 
 lint: $(STAMP)
-	$(BIN)/ruff check keras_inits tests examples benchmarks
-	$(BIN)/ruff format --check keras_inits tests examples benchmarks
+	$(BIN)/ruff check keras_inits keras_inits_cli.py tests examples benchmarks
+	$(BIN)/ruff format --check keras_inits keras_inits_cli.py tests examples benchmarks
 	$(BIN)/mypy
 
 clean:

@@ -42,6 +42,7 @@ from typing import Any, TypeAlias
 import keras
 import numpy as np
 
+from keras_inits._sampling import check_fits
 from keras_inits._validation import check_dtype, check_seed, check_shape
 
 __all__ = [
@@ -243,7 +244,9 @@ class DeterministicInitializer(BaseInitializer):
         raise NotImplementedError(f"{type(self).__name__} must implement `_values`.")
 
     def _draw(self, shape: tuple[int, ...], dtype: str, seed: Any) -> Any:
-        return keras.ops.convert_to_tensor(self._values(shape), dtype=dtype)
+        values = self._values(shape)
+        check_fits(values, dtype)  # a huge gain would otherwise cast to inf, silently
+        return keras.ops.convert_to_tensor(values, dtype=dtype)
 
 
 # inspect.signature costs ~90 us, paid by every layer that names us by string.

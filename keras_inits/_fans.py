@@ -13,8 +13,6 @@ the products of those axes' sizes. This module does arithmetic on Python ints
 only; it never touches a tensor.
 """
 
-from __future__ import annotations
-
 import math
 from collections.abc import Sequence
 from typing import Literal

@@ -15,8 +15,6 @@ This module never imports a backend: ``gain_for`` evaluates activations with
 ``keras.ops`` on whichever backend Keras runs.
 """
 
-from __future__ import annotations
-
 import functools
 import math
 import warnings
@@ -26,7 +24,7 @@ from typing import Any, Literal, get_args
 import keras
 import numpy as np
 
-from keras_inits._validation import check_choice, check_finite, did_you_mean
+from keras_inits._validation import check_choice, check_squarable, did_you_mean
 
 __all__ = ["Nonlinearity", "activation_name", "calculate_gain", "gain_for"]
 
@@ -78,8 +76,9 @@ def calculate_gain(nonlinearity: Nonlinearity, param: float | None = None) -> fl
             other nonlinearity (it would be ignored there).
 
     Raises:
-        ValueError: If ``nonlinearity`` is unknown, ``param`` is not finite or
-            is given for a nonlinearity without a parameter.
+        ValueError: If ``nonlinearity`` is unknown, ``param`` or its square is
+            not finite, or ``param`` is given for a nonlinearity without a
+            parameter.
         TypeError: If ``param`` is not a real number (bool included).
 
     Example:
@@ -94,8 +93,8 @@ def calculate_gain(nonlinearity: Nonlinearity, param: float | None = None) -> fl
     """
     check_choice("nonlinearity", nonlinearity, get_args(Nonlinearity))
     if nonlinearity == "leaky_relu":
-        slope = _DEFAULT_SLOPE if param is None else check_finite("param", param)
-        return math.sqrt(2.0 / (1.0 + slope**2))
+        slope = _DEFAULT_SLOPE if param is None else check_squarable("param", param)
+        return math.sqrt(2.0 / (1.0 + slope * slope))
     if param is not None:
         raise ValueError(
             "`param` is the negative slope of 'leaky_relu' and must be None for "

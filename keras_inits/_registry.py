@@ -38,6 +38,7 @@ __all__ = [
     "keras_names",
     "names",
     "registered_name",
+    "resolve",
     "snake_case",
     "string_name",
 ]
@@ -175,10 +176,13 @@ def get(identifier: Any) -> Any:
     Accepts everything ``keras.initializers.get`` accepts: None, a string name
     (ours or Keras's), a config dict, a class, an instance, a callable or a
     tensor. An unknown name raises a ValueError that suggests the closest
-    valid names.
+    valid names; a config dict of a known class with a bad argument raises
+    that class's own error (naming the argument).
 
     Raises:
-        ValueError: If a string or dict names no known initializer.
+        ValueError: If a string or dict names no known initializer, or the
+            class a dict names refuses its config.
+        TypeError: If the class a dict names refuses its config's types.
 
     Example:
         >>> type(get("sigmoid_normal")).__name__
@@ -186,17 +190,50 @@ def get(identifier: Any) -> Any:
         >>> type(get("glorot_normal")).__module__.startswith("keras")
         True
     """
+    return resolve(identifier)
+
+
+def resolve(identifier: Any, argument: str = "identifier") -> Any:
+    """``get(identifier)``, with errors that name ``argument`` (the caller's own name for it)."""
     try:
         return keras.initializers.get(identifier)
     except (ValueError, TypeError) as error:
         if not isinstance(identifier, (str, dict)):
             raise
-        name = identifier if isinstance(identifier, str) else identifier.get("class_name")
-        hint = did_you_mean(str(name), [*names(), *keras_names()])
-        raise ValueError(
-            f"Unknown initializer.{hint} keras_inits.names() lists ours, "
-            f"keras.initializers Keras's. Received: identifier={identifier!r}"
-        ) from error
+        failure = error
+    if isinstance(identifier, dict):
+        _raise_config_error(identifier)  # outside the except: no Keras error as context
+    name = identifier if isinstance(identifier, str) else identifier.get("class_name")
+    hint = did_you_mean(str(name), [*names(), *keras_names()])
+    raise ValueError(
+        f"Unknown initializer.{hint} keras_inits.names() lists ours, "
+        f"keras.initializers Keras's. Received: {argument}={identifier!r}"
+    ) from failure
+
+
+def _raise_config_error(identifier: dict[str, Any]) -> None:
+    """Raises the error the class a config dict names gives for its config, if it names one.
+
+    Keras reports a class that refuses its config as an unknown identifier (or
+    wraps it in a long TypeError); rebuilding it here surfaces the class's own
+    message, which names the bad argument. Returns if the class is unknown.
+    """
+    cls = _initializer_class(identifier.get("class_name"))
+    config = identifier.get("config", {})
+    if cls is None or not isinstance(config, dict):
+        return
+    cls.from_config(config)  # raises the real error; if not, the caller's stands
+
+
+def _initializer_class(class_name: Any) -> type[keras.initializers.Initializer] | None:
+    if not isinstance(class_name, str):
+        return None
+    found = keras.saving.get_registered_object(class_name)
+    if found is None:
+        found = getattr(keras.initializers, class_name, None)
+    if isinstance(found, type) and issubclass(found, keras.initializers.Initializer):
+        return found
+    return None
 
 
 _register()

@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 import keras
 
-__all__ = ["TRUNCATED_STD", "normal", "orthogonal", "truncated_normal", "uniform"]
+__all__ = ["TRUNCATED_STD", "check_fits", "normal", "orthogonal", "truncated_normal", "uniform"]
 
 # Std of a standard normal truncated to [-2, 2]:
 # sqrt(1 - 4 * phi(2) / (Phi(2) - Phi(-2))) = 0.87962566103423978.
@@ -84,6 +84,16 @@ def _check_range(stddev: float, reach: float, dtype: str) -> None:
             f"`dtype` cannot hold draws with std {stddev:.6g}: nearly every value would "
             f"round to 0 (its smallest positive value is {smallest:.6g}). "
             f"Received: dtype={dtype!r}"
+        )
+
+
+def check_fits(values: Any, dtype: str) -> None:
+    """Refuses a fixed kernel (float64 NumPy) whose values ``dtype`` cannot hold (inf)."""
+    largest = float(abs(values).max()) if values.size else 0.0
+    if largest > _RANGE[dtype][0]:
+        raise ValueError(
+            f"`dtype` cannot hold this kernel: its values reach {largest:.6g}, beyond "
+            f"its largest value {_RANGE[dtype][0]:.6g}. Received: dtype={dtype!r}"
         )
 
 

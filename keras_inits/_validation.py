@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal, TypeVar, overload
 
@@ -29,6 +30,7 @@ __all__ = [
     "check_seed",
     "check_seed_range",
     "check_shape",
+    "check_squarable",
     "did_you_mean",
     "shape_error",
 ]
@@ -58,6 +60,30 @@ def check_finite(name: str, value: Any) -> float:
     number = _check_real(name, value)
     if not math.isfinite(number):
         raise ValueError(f"`{name}` must be a finite number. {_received(name, value)}")
+    return number
+
+
+# The largest float whose square is still finite: sqrt(1.797e308) = 1.34e154.
+SQUARABLE_LIMIT = math.sqrt(sys.float_info.max)
+
+
+def check_squarable(name: str, value: Any) -> float:
+    """Returns ``value`` as a float; it must be finite and so must its square.
+
+    For arguments that enter a variance squared (a slope, a gain): past
+    1.34e154 the square overflows, which Python reports as a bare
+    OverflowError (``**``) or a silent inf (``*``).
+
+    Example:
+        >>> check_squarable("a", -3)
+        -3.0
+    """
+    number = check_finite(name, value)
+    if not abs(number) < SQUARABLE_LIMIT:
+        raise ValueError(
+            f"`{name}` must be a finite number whose square is finite too "
+            f"(|{name}| < {SQUARABLE_LIMIT:.4g}). {_received(name, value)}"
+        )
     return number
 
 

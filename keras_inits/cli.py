@@ -7,8 +7,18 @@
 first imported, and importing this package imports Keras, so when the
 backend asked for is not the one loaded, the command runs itself again in a
 fresh process with ``KERAS_BACKEND`` set before Keras is imported there.
-Usage errors exit with status 2 (argparse's convention), a missing optional
-package with status 1 and a message naming the extra to install.
+(The ``keras-inits`` script starts in ``keras_inits_cli``, which answers
+``list`` without importing Keras at all.)
+
+Everything a command line can get wrong is refused before any training:
+unknown names, bad numbers, ``--json``/``--plot`` destinations that cannot
+be written, image formats matplotlib cannot write, and ``--init`` names
+that cannot fill the MLP's Dense kernels. Usage errors exit with status 2
+and argparse's one-line message naming the flag; a missing optional package
+or a failure while running exits with status 1 and a one-line message. No
+traceback reaches the user. ``--json -`` writes the JSON to standard output
+and everything else (the header, the tables, the progress bar) to standard
+error, so standard output is exactly one JSON document.
 """
 
 from __future__ import annotations
@@ -25,9 +35,10 @@ from typing import Any, TextIO
 
 import keras
 
-from keras_inits._catalogue import catalogue
-from keras_inits._extras import MissingExtraError, import_optional
-from keras_inits._registry import get
+from keras_inits._catalogue import format_catalogue
+from keras_inits._extras import MissingExtraError
+from keras_inits._gain import activation_name
+from keras_inits._registry import resolve
 from keras_inits._validation import (
     check_non_negative,
     check_positive,
@@ -38,7 +49,9 @@ from keras_inits.diagnostics._compare import (
     DEFAULT_INITIALIZERS,
     CompareConfig,
     RunResult,
+    check_fills,
     format_results,
+    hidden_kernel_shapes,
     run_compare,
 )
 from keras_inits.diagnostics._stats import format_stats
@@ -52,13 +65,30 @@ PROG = "keras-inits"
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `keras-inits list | head`: the reader left; not an error
+        _silence_stdout()
+        return 0
+    except MissingExtraError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:  # the CLI boundary: a message, never a traceback
+        print(f"{PROG}: error: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+
+
+def _main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
     if args.command == "list":
-        print(_format_catalogue())
+        print(format_catalogue())
         return 0
     if args.backend and args.backend != keras.backend.backend():
         return _rerun_with_backend(args.backend, argv)
+    parser = args.parser  # compare's own, so usage errors show its usage line
     try:
         config = CompareConfig(
             initializers=tuple(args.init or DEFAULT_INITIALIZERS),
@@ -71,42 +101,102 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_size=args.batch_size,
             seed=args.seed,
         )
-    except ValueError as error:  # an unknown --init or --activation: a usage error
+    except (ValueError, TypeError) as error:
         parser.error(str(error))
+    # Before minutes of training, not after: where the results go, and what
+    # each initializer does with the MLP's kernels.
+    if args.json:
+        _check_destination(parser, "--json", args.json)
+    if args.plot:
+        from keras_inits.diagnostics._plots import check_plot_path
+
+        try:
+            check_plot_path(args.plot, "plot")  # needs matplotlib: a missing one exits 1
+        except ValueError as error:
+            parser.error(f"argument --plot: {error}")
+        _check_destination(parser, "--plot", args.plot)
+    shapes = hidden_kernel_shapes(config)
+    for name in config.initializers:
+        try:
+            check_fills(name, shapes, "init")
+        except ValueError as error:
+            parser.error(f"argument --init: {error}")
+    return _compare(config, args)
+
+
+def _check_destination(parser: argparse.ArgumentParser, flag: str, path: str) -> None:
+    """A usage error unless ``path`` is a file this process can create or overwrite.
+
+    Tried for real rather than judged by permission bits (which say yes to
+    root, and know nothing of read-only or virtual file systems): an existing
+    file is opened for appending (its contents untouched), a new one is
+    created, with its missing folders, and removed again.
+    """
+    name = flag.lstrip("-")
+    if path == "-" and flag == "--json":
+        return
+    received = f"Received: {name}={path!r}"
+    if os.path.isdir(path):
+        parser.error(f"argument {flag}: `{name}` must be a file path, not a directory. {received}")
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(folder):  # missing folders are created: find the nearest one
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        parser.error(
+            f"argument {flag}: `{name}` must be a path whose folders can be created; "
+            f"{folder!r} is a file. {received}"
+        )
+    existed = os.path.exists(path)
     try:
-        if args.plot:  # before minutes of training, not after
-            import_optional("matplotlib.figure", "plot", "--plot")
-        return _compare(config, args)
-    except MissingExtraError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 1
+        parent = os.path.dirname(path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        with open(path, "a", encoding="utf-8"):
+            pass
+        if not existed:
+            os.remove(path)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        parser.error(
+            f"argument {flag}: `{name}` must be a file this user can write ({reason}). {received}"
+        )
+
+
+def _silence_stdout() -> None:
+    """Points stdout at /dev/null, so Python's exit flush does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _compare(config: CompareConfig, args: argparse.Namespace) -> int:
+    # With --json -, stdout carries the JSON alone; the text for people goes to stderr.
+    out = sys.stderr if args.json == "-" else sys.stdout
     print(
         f"keras {keras.__version__}, backend {keras.backend.backend()}: "
         f"{config.depth} hidden {config.activation} layers of {config.width}, "
         f"SGD lr {config.lr} momentum {config.momentum}, batch {config.batch_size}, "
         f"{config.epochs} epochs, seed {config.seed}",
+        file=out,
         flush=True,
     )
     progress = _Progress(len(config.initializers) * config.epochs, sys.stderr)
     results = run_compare(config, on_epoch=progress.update)
     progress.close()
     for result in results:
-        print(f"\n{result.label}: layer stats at initialization")
-        print(textwrap.indent(format_stats(result.layers), "  "))
-    print("\nAfter training:")
-    print(format_results(results))
+        print(f"\n{result.label}: layer stats at initialization", file=out)
+        print(textwrap.indent(format_stats(result.layers), "  "), file=out)
+    print("\nAfter training:", file=out)
+    print(format_results(results), file=out)
     if args.json:
         _write_json(args.json, config, results)
-        print(f"\nwrote {args.json}")
+        if args.json != "-":
+            print(f"\nwrote {args.json}", file=out)
     if args.plot:
         from keras_inits.diagnostics._plots import plot_results
 
         title = f"{config.depth} x {config.width} {config.activation} MLP on digits"
         plot_results(results, args.plot, title=f"{title} ({keras.backend.backend()})")
-        print(f"wrote {args.plot}")
+        print(f"wrote {args.plot}", file=out)
     return 0
 
 
@@ -119,6 +209,11 @@ def _write_json(path: str, config: CompareConfig, results: Sequence[RunResult]) 
         },
         "results": [result.to_dict() for result in results],
     }
+    if path == "-":
+        json.dump(document, sys.stdout, indent=2, allow_nan=False)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+        return
     parent = os.path.dirname(path)
     if parent:
         os.makedirs(parent, exist_ok=True)
@@ -132,23 +227,11 @@ def _rerun_with_backend(backend: str, argv: list[str]) -> int:
     return subprocess.call([sys.executable, "-m", "keras_inits", *argv], env=env)
 
 
-def _format_catalogue() -> str:
-    lines = []
-    for owner, title in (("keras_inits", "keras_inits"), ("keras", "Keras built-ins")):
-        lines.append(f"{title}:")
-        for entry in (e for e in catalogue() if e.owner == owner):
-            lines.append(f"  {entry.name:<30} {entry.formula}")
-            if entry.reference != "-":
-                lines.append(f"  {'':<30} ref: {entry.reference}")
-        lines.append("")
-    lines.append("Each also resolves by class name; ours as 'keras_inits>ClassName' too.")
-    return "\n".join(lines)
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Weight initializers for Keras 3, and why they matter."
     )
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("list", help="every initializer name, with its formula and reference")
     compare = commands.add_parser(
@@ -167,7 +250,9 @@ def _parser() -> argparse.ArgumentParser:
         type=_initializer_name,
         help=f"an initializer name, repeatable (default: {' '.join(DEFAULT_INITIALIZERS)})",
     )
-    compare.add_argument("--activation", default="sigmoid", help="hidden activation (sigmoid)")
+    compare.add_argument(
+        "--activation", default="sigmoid", type=_activation, help="hidden activation (sigmoid)"
+    )
     options: list[tuple[str, str, Callable[[str], Any], Callable[..., Any], float, str]] = [
         ("--depth", "depth", int, check_positive_int, 5, "hidden layers"),
         ("--width", "width", int, check_positive_int, 128, "units per layer"),
@@ -185,15 +270,34 @@ def _parser() -> argparse.ArgumentParser:
             help=f"{meaning} ({default})",
         )
     compare.add_argument("--backend", choices=BACKENDS, help="Keras backend (default: current)")
-    compare.add_argument("--json", metavar="PATH", help="write the results as JSON")
-    compare.add_argument("--plot", metavar="PATH", help="write a PNG of the results")
+    compare.add_argument(
+        "--json", metavar="PATH", help="write the results as JSON ('-': to stdout, text to stderr)"
+    )
+    compare.add_argument(
+        "--plot", metavar="PATH", help="write a plot of the results (.png, .pdf, .svg, ...)"
+    )
+    compare.set_defaults(parser=compare)
     return parser
+
+
+def _version() -> str:
+    from keras_inits import __version__
+
+    return f"{PROG} {__version__} (keras {keras.__version__})"
 
 
 def _initializer_name(value: str) -> str:
     try:
-        get(value)
-    except ValueError as error:
+        resolve(value, "init")
+    except (ValueError, TypeError) as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return value
+
+
+def _activation(value: str) -> str:
+    try:
+        activation_name(value)
+    except (ValueError, TypeError) as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return value
 

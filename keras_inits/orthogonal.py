@@ -13,8 +13,6 @@ float32 (float64 where asked) and cast; this module only lays the blocks
 out. It never round-trips through NumPy, so a call traces under ``jax.jit``.
 """
 
-from __future__ import annotations
-
 import math
 from typing import Any
 

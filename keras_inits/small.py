@@ -7,8 +7,6 @@ the signal and its gradient drift exponentially with depth. Compare them
 with the fan-scaled family in ``keras_inits.variance``.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 from keras_inits import _sampling

@@ -12,8 +12,6 @@ take separate seeds (``split_seed``). This module never round-trips through
 NumPy, so a call traces under ``jax.jit``.
 """
 
-from __future__ import annotations
-
 import math
 from typing import Any
 

@@ -18,8 +18,6 @@ even k.) A shape a class cannot fill is a ValueError naming the shape; this
 module never guesses a layout it was not given.
 """
 
-from __future__ import annotations
-
 from typing import Any, Literal, get_args
 
 import keras
@@ -155,10 +153,8 @@ class HadamardIdentity(DeterministicInitializer):
     ``(*receptive_field, in, out)`` gets this matrix at the centre tap
     (k - 1) // 2 of each spatial axis and 0 elsewhere (the paper's Algorithm 2
     uses k // 2 for odd k, the same tap; for even k, (k - 1) // 2 is the one
-    ``padding="same"`` lines up). Deterministic: no fans, no seed.
-
-    Args:
-        None: the kernel's shape decides everything.
+    ``padding="same"`` lines up). Deterministic: no fans, no seed. It takes
+    no arguments: the kernel's shape decides everything.
 
     Raises:
         ValueError: If (when called) the kernel has rank < 2.
@@ -209,10 +205,8 @@ class Bilinear(DeterministicInitializer):
     5, 8, 9, ... (k = 0 or 1 mod 4) are the ones some factor f gives; no
     other size reproduces bilinear upsampling with "same" padding, and the
     initializer cannot see ``strides``: use f = (k + 1) // 2. Deterministic:
-    no fans, no seed.
-
-    Args:
-        None: the kernel's shape decides everything.
+    no fans, no seed. It takes no arguments:
+    the kernel's shape decides everything.
 
     Raises:
         ValueError: If (when called) the kernel is not 4-D, its two channel
@@ -311,10 +305,10 @@ class ICNR(RandomInitializer):
         self, scale: int = 2, initializer: Any = "kaiming_normal", seed: Seed = None
     ) -> None:
         # Imported here: _registry imports this module to register its classes.
-        from keras_inits._registry import get
+        from keras_inits._registry import resolve
 
         self.scale = check_positive_int("scale", scale)
-        nested = get(initializer)
+        nested = resolve(initializer, "initializer")
         if not isinstance(nested, keras.initializers.Initializer):
             raise TypeError(
                 "`initializer` must name or be a keras.initializers.Initializer. "

@@ -15,8 +15,6 @@ or the products of ``input_axes`` / ``output_axes`` when given.
 itself: ``_fans`` and ``_sampling`` do.
 """
 
-from __future__ import annotations
-
 import math
 from collections.abc import Sequence
 from typing import Any, Literal, TypeAlias, get_args
@@ -27,7 +25,7 @@ from keras_inits import _sampling
 from keras_inits._base import RandomInitializer, Seed
 from keras_inits._fans import Mode, compute_fans, fan_for_mode
 from keras_inits._gain import Nonlinearity, activation_name, calculate_gain, gain_for
-from keras_inits._validation import check_axes, check_choice, check_finite, check_positive
+from keras_inits._validation import check_axes, check_choice, check_positive, check_squarable
 
 __all__ = [
     "ActivationScaled",
@@ -168,13 +166,17 @@ class SigmoidNormal(VarianceScaling):
     Why 4: with standard-normal pre-activations a sigmoid's output has second
     moment E[sigmoid(z)^2] = 0.293, so the next layer keeps the second moment
     of the signal with gain 1 / sqrt(0.293) = 1.85, scale 3.41
-    (``gain_for("sigmoid")``), which this initializer rounds to gain 2,
+    (``gain_for("sigmoid")``), which this initializer rounds up to gain 2,
     scale 4. The slope at 0, 1/4, would call for gain 4 (scale 16) instead.
-    It is the "factor 4" cousin of He's 2 / fan_in for ReLU
-    and Xavier's 1 / fan_in or 2 / (fan_in + fan_out) for tanh. It is not
-    PyTorch's gain 1 for sigmoid, nor the "4 times the Glorot bound" rule
-    (16 times Glorot's variance). fan_in is in * prod(receptive_field) for a
-    kernel laid out ``(*receptive_field, in, out)``.
+    The rule is derived here, by the variance-preserving argument of Glorot
+    & Bengio (2010) applied to the sigmoid's second moment; no paper we know
+    of states 4 / fan_in itself. It is the "factor 4" cousin of He's
+    2 / fan_in for ReLU and LeCun's 1 / fan_in (Glorot's 2 / (fan_in +
+    fan_out)) for tanh. It is not PyTorch's gain 1 for sigmoid, nor the
+    "4 times the Glorot bound" rule (16 times Glorot's variance), nor LeCun
+    et al. (1998), whose "Efficient BackProp" recommends std = fan_in^(-1/2)
+    for a scaled tanh. fan_in is in * prod(receptive_field) for a kernel laid
+    out ``(*receptive_field, in, out)``.
 
     Args:
         seed: An int, None or a ``keras.random.SeedGenerator`` (see README).
@@ -188,8 +190,10 @@ class SigmoidNormal(VarianceScaling):
         (784, 64)
 
     Reference:
-        LeCun et al., 1998, "Efficient BackProp" (scaling by fan_in for sigmoids);
-        Glorot & Bengio, 2010, https://proceedings.mlr.press/v9/glorot10a.html
+        Derived here (see ``gain_for``) by the variance argument of
+        Glorot & Bengio, 2010, "Understanding the difficulty of training deep
+        feedforward neural networks",
+        https://proceedings.mlr.press/v9/glorot10a.html
     """
 
     _SCALE = 4.0
@@ -220,7 +224,7 @@ class SigmoidUniform(SigmoidNormal):
         (3, 3, 8, 16)
 
     Reference:
-        LeCun et al., 1998, "Efficient BackProp";
+        Derived here, as SigmoidNormal, by the variance argument of
         Glorot & Bengio, 2010, https://proceedings.mlr.press/v9/glorot10a.html
     """
 
@@ -308,8 +312,8 @@ class KaimingNormal(VarianceScaling):
     Fans follow the kernel layout ``(*receptive_field, in, out)``.
 
     Args:
-        a: The negative slope of leaky_relu, a finite number; must be 0 for
-            every other nonlinearity.
+        a: The negative slope of leaky_relu, a finite number with a finite
+            square (|a| < 1.34e154); must be 0 for every other nonlinearity.
         mode: "fan_in" (keeps the forward signal) or "fan_out" (keeps the
             backward gradient).
         nonlinearity: A name from ``calculate_gain``'s table.
@@ -318,7 +322,7 @@ class KaimingNormal(VarianceScaling):
         output_axes: Output axes of the kernel, or None.
 
     Raises:
-        ValueError: For a non-finite ``a``, a non-zero ``a`` with a
+        ValueError: For an ``a`` whose value or square is not finite, a non-zero ``a`` with a
             nonlinearity other than leaky_relu, or an unknown ``mode`` or
             ``nonlinearity``.
 
@@ -343,7 +347,7 @@ class KaimingNormal(VarianceScaling):
         input_axes: Axes = None,
         output_axes: Axes = None,
     ) -> None:
-        self.a = check_finite("a", a)
+        self.a = check_squarable("a", a)
         check_choice("mode", mode, get_args(KaimingMode))
         self.nonlinearity = check_choice("nonlinearity", nonlinearity, get_args(Nonlinearity))
         if nonlinearity != "leaky_relu" and self.a != 0.0:
@@ -371,8 +375,8 @@ class KaimingUniform(KaimingNormal):
     of the transposed weight.
 
     Args:
-        a: The negative slope of leaky_relu, a finite number; must be 0 for
-            every other nonlinearity.
+        a: The negative slope of leaky_relu, a finite number with a finite
+            square (|a| < 1.34e154); must be 0 for every other nonlinearity.
         mode: "fan_in" or "fan_out".
         nonlinearity: A name from ``calculate_gain``'s table.
         seed: An int, None or a ``keras.random.SeedGenerator`` (see README).
@@ -446,7 +450,14 @@ class ActivationScaled(VarianceScaling):
         output_axes: Axes = None,
     ) -> None:
         self.activation = activation_name(activation)
-        scale = gain_for(self.activation) ** 2
+        gain = gain_for(self.activation)
+        scale = gain * gain  # inf past float range, where ** would raise OverflowError
+        if not scale < math.inf:
+            raise ValueError(
+                "`activation` must have a gain whose square is finite; its second moment "
+                f"E[f(z)^2] is so small that gain**2 = {scale!r}. "
+                f"Received: activation={self.activation!r}"
+            )
         super().__init__(scale, mode, distribution, seed, input_axes, output_axes)
 
     def _scheme_config(self) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 import dataclasses
 import sys
+import warnings
 
 import keras
 import numpy as np
@@ -195,6 +196,152 @@ def test_plot_stats_writes_a_png(tmp_path):
         assert file.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+def every_kernel_kind_model():
+    """Two inputs and every kind of layer that owns a kernel, in one functional model."""
+    keras.utils.set_random_seed(0)
+    values = keras.Input((6, 4), name="values")
+    tokens = keras.Input((6,), dtype="int32", name="tokens")
+    x = keras.layers.Add()([values, keras.layers.Embedding(20, 4, name="emb")(tokens)])
+    x = keras.layers.LSTM(5, return_sequences=True, name="lstm")(x)
+    x = keras.layers.Bidirectional(
+        keras.layers.GRU(3, return_sequences=True, name="gru"), name="bigru"
+    )(x)
+    x = keras.layers.SimpleRNN(4, return_sequences=True, name="rnn")(x)
+    x = keras.layers.MultiHeadAttention(num_heads=2, key_dim=3, name="mha")(x, x)
+    x = keras.layers.SeparableConv1D(4, 3, activation="relu", name="sep")(x)
+    x = keras.layers.EinsumDense("abc,cd->abd", (4, 2), name="ein")(x)
+    x = keras.layers.Dense(3, name="out")(keras.layers.Flatten()(x))
+    return keras.Model([values, tokens], x)
+
+
+def every_kernel_kind_data():
+    rng = np.random.default_rng(0)
+    x = [rng.normal(size=(8, 6, 4)).astype("float32"), rng.integers(0, 20, (8, 6), dtype="int32")]
+    return x, rng.integers(0, 3, size=(8,))
+
+
+def no_skip_warnings(make):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = make()
+    skips = [str(w.message) for w in caught if "layer_stats skipped" in str(w.message)]
+    assert not skips, skips
+    return result
+
+
+def test_every_kernel_of_every_layer_kind_is_reported():
+    model = every_kernel_kind_model()
+    x, y = every_kernel_kind_data()
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    records = no_skip_warnings(lambda: layer_stats(model, x, y, loss=loss))
+    cells = {"lstm": "lstm/lstm_cell", "rnn": "rnn/simple_rnn_cell"}
+    gru = ["bigru/forward_gru/gru_cell", "bigru/backward_gru/gru_cell"]
+    assert [r.name for r in records] == [
+        "emb",
+        *[f"{cells['lstm']}/{k}" for k in ("kernel", "recurrent_kernel")],
+        *[f"{cell}/{k}" for cell in gru for k in ("kernel", "recurrent_kernel")],
+        *[f"{cells['rnn']}/{k}" for k in ("kernel", "recurrent_kernel")],
+        *[f"mha/{part}/kernel" for part in ("query", "key", "value", "attention_output")],
+        "sep/depthwise_kernel",
+        "sep/pointwise_kernel",
+        "ein",
+        "out",
+    ]
+    by_name = {r.name: r for r in records}
+    # EinsumDense fans come from its equation: query (4, heads 2, key_dim 3) is 4 -> 6.
+    assert (by_name["mha/query/kernel"].fan_in, by_name["mha/query/kernel"].fan_out) == (4, 6)
+    assert by_name["mha/attention_output/kernel"].kernel_shape == (2, 3, 4)
+    assert (by_name["mha/attention_output/kernel"].fan_in, by_name["ein"].fan_out) == (6, 2)
+    assert by_name["lstm/lstm_cell/recurrent_kernel"].kernel_shape == (5, 20)
+    assert by_name["emb"].kernel_shape == (20, 4)
+    weights = {w.path: to_numpy(w) for w in model.weights}
+    for record in records:
+        path = (
+            record.name
+            if "/" in record.name
+            else f"{record.name}/" + ("embeddings" if record.name == "emb" else "kernel")
+        )
+        assert record.weight_std == pytest.approx(float(np.std(weights[path])), rel=1e-6)
+        assert record.grad_norm is not None and record.grad_norm > 0, record.name
+    # Records of one layer report that layer's output.
+    assert by_name["sep/depthwise_kernel"].output_std == by_name["sep/pointwise_kernel"].output_std
+    assert by_name["sep/pointwise_kernel"].activation == "relu"
+    assert by_name["lstm/lstm_cell/kernel"].activation is None  # an LSTM's output is no tanh(xW)
+    # The same inputs by name give the same numbers (without y: no gradient norms).
+    by_dict = layer_stats(model, {"values": x[0], "tokens": x[1]})
+    assert [r.output_std for r in by_dict] == [r.output_std for r in records]
+    assert all(r.grad_norm is None for r in by_dict)
+
+
+def test_two_input_model_matches_a_hand_computation():
+    a, b = keras.Input((3,), name="a"), keras.Input((2,), name="b")
+    left = keras.layers.Dense(2, activation="tanh", name="left")(a)
+    right = keras.layers.Dense(2, name="right")(b)
+    out = keras.layers.Dense(2, name="out")(keras.layers.Concatenate()([left, right]))
+    model = keras.Model([a, b], out)
+    rng = np.random.default_rng(1)
+    xa, xb = rng.normal(size=(4, 3)).astype("float32"), rng.normal(size=(4, 2)).astype("float32")
+    kl, bl, kr, br, ko, bo = model.get_weights()
+    h_left = np.tanh(xa.astype(np.float64) @ kl + bl)
+    h_right = xb.astype(np.float64) @ kr + br
+    prediction = np.concatenate([h_left, h_right], axis=1) @ ko + bo
+    d_out = 2.0 * (prediction - Y) / prediction.size  # MSE
+    d_ko = np.concatenate([h_left, h_right], axis=1).T @ d_out
+    d_kr = xb.T.astype(np.float64) @ (d_out @ ko.T)[:, 2:]
+    records = layer_stats(model, [xa, xb], Y, loss="mse")
+    assert [r.name for r in records] == ["left", "right", "out"]
+    assert records[0].output_std == pytest.approx(np.std(h_left), rel=1e-5)
+    assert records[2].output_mean == pytest.approx(np.mean(prediction), rel=1e-4, abs=1e-6)
+    assert records[1].grad_norm == pytest.approx(np.linalg.norm(d_kr), rel=1e-4)
+    assert records[2].grad_norm == pytest.approx(np.linalg.norm(d_ko), rel=1e-4)
+
+
+def test_inputs_that_do_not_match_a_multi_input_model_are_refused():
+    a, b = keras.Input((3,)), keras.Input((3,))
+    model = keras.Model([a, b], keras.layers.Dense(1)(keras.layers.Add()([a, b])))
+    with pytest.raises(ValueError) as info:
+        layer_stats(model, X)
+    assert str(info.value) == (
+        "`x` must hold one array per model input, a list of 2 (in model.inputs order) or a "
+        "dict by input name; got ndarray. Received: x of type ndarray"
+    )
+
+
+def test_what_cannot_be_reported_is_skipped_with_a_warning_naming_it():
+    class Scaled(keras.layers.Layer):  # a rank-2 weight that is no kernel by name
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1], 2), name="w")
+
+        def call(self, x):
+            return x @ self.w
+
+    shared = keras.layers.Dense(2, name="shared")
+    a, b = keras.Input((3,)), keras.Input((3,))
+    joined = keras.layers.Concatenate()([shared(a), shared(b), Scaled(name="scaled")(a)])
+    model = keras.Model([a, b], keras.layers.Dense(1, name="out")(joined))
+    with pytest.warns(UserWarning) as caught:
+        records = layer_stats(model, [X, X])
+    assert [r.name for r in records] == ["out"]
+    message = str(next(w.message for w in caught if "layer_stats skipped" in str(w.message)))
+    assert "scaled/w (shape (3, 2)): not named like a kernel" in message
+    assert "layer 'shared': called 2 times, so no single output" in message
+
+
+def test_plot_stats_works_without_targets(tmp_path):
+    records = layer_stats(two_layer_model(), X)  # no y: no gradient norms to plot
+    assert all(r.grad_norm is None for r in records)
+    path = plot_stats({"a": records}, tmp_path / "no_y.png")
+    with open(path, "rb") as file:
+        assert file.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_stats_refuses_an_image_format_before_drawing(tmp_path):
+    records = layer_stats(two_layer_model(), X)
+    with pytest.raises(ValueError, match=r"^`path` must end in an image format matplotlib"):
+        plot_stats({"a": records}, tmp_path / "plot.xyz")
+    assert not (tmp_path / "plot.xyz").exists()
+
+
 def test_plot_stats_without_matplotlib_names_the_extra(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     records = layer_stats(two_layer_model(), X)
@@ -242,6 +389,14 @@ def test_compare_config_refuses_bad_values():
         CompareConfig(lr=-0.1)
     with pytest.raises(TypeError, match=r"`epochs` must be an int >= 1, not float"):
         CompareConfig(epochs=1.5)
+    with pytest.raises(ValueError) as info:
+        CompareConfig(activation="sigmoidd")
+    assert str(info.value) == (
+        "Unknown activation. Did you mean 'sigmoid'? keras.activations lists Keras's; a custom "
+        "one needs keras.saving.register_keras_serializable. Received: activation='sigmoidd'"
+    )
+    with pytest.raises(ValueError, match=r"Received: initializers\[1\]='nope'$"):
+        CompareConfig(initializers=("glorot_normal", "nope"))
 
 
 def test_run_compare_is_reproducible_and_reports_every_run():

@@ -60,6 +60,16 @@ def test_param_for_a_nonlinearity_without_one_is_refused():
         ki.calculate_gain("relu", 0.1)
 
 
+def test_a_slope_whose_square_overflows_is_a_value_error_naming_param():
+    with pytest.raises(ValueError) as info:  # was a bare OverflowError
+        ki.calculate_gain("leaky_relu", 1e200)
+    assert str(info.value) == (
+        "`param` must be a finite number whose square is finite too (|param| < 1.341e+154). "
+        "Received: param=1e+200"
+    )
+    assert ki.calculate_gain("leaky_relu", -1e150) == pytest.approx(math.sqrt(2) * 1e-150)
+
+
 @pytest.mark.parametrize(
     "param, error", [(True, TypeError), ("0.1", TypeError), (math.nan, ValueError)]
 )

@@ -1,6 +1,8 @@
 """The package's import promises: public API only, no heavy or foreign imports."""
 
+import inspect
 import os
+import pydoc
 import re
 import subprocess
 import sys
@@ -52,7 +54,11 @@ def test_every_class_is_a_keras_initializer_and_documented(name):
     obj = getattr(ki, name)
     assert issubclass(obj, keras.initializers.Initializer), name
     doc = obj.__doc__ or ""
+    takes_arguments = bool(inspect.signature(obj).parameters)
     for section in ("Args:", "Example:", "Reference:"):
+        if section == "Args:" and not takes_arguments:
+            assert section not in doc, (name, "Args: for a class without arguments")
+            continue
         assert section in doc, (name, section)
     assert "fan_in" in doc or "fans" in doc, name
 
@@ -69,3 +75,37 @@ def test_the_version_is_written_in_one_place():
         "attr": "keras_inits.__version__"
     }
     assert re.fullmatch(r"\d+\.\d+\.\d+", ki.__version__)
+
+
+PUBLIC_CALLABLES = [name for name in ki.__all__ if callable(getattr(ki, name))]
+# The Literal aliases of the package: help() must show their values, not these names.
+ALIASES = ("Mode", "KaimingMode", "Distribution", "Nonlinearity", "Layout", "Seed", "Axes")
+
+
+@pytest.mark.parametrize("name", PUBLIC_CALLABLES)
+def test_signature_shows_allowed_values_not_alias_names(name):
+    signature = str(inspect.signature(getattr(ki, name)))
+    for alias in ALIASES:
+        assert not re.search(rf"'{alias}'|\b{alias}\b", signature), (name, signature)
+
+
+def test_help_shows_the_literal_values():
+    text = pydoc.render_doc(ki.KaimingNormal, renderer=pydoc.plaintext)
+    assert "mode: Literal['fan_in', 'fan_out'] = 'fan_in'" in text
+    assert "seed: 'int | keras.random.SeedGenerator | None' = None" in text
+    text = pydoc.render_doc(ki.calculate_gain, renderer=pydoc.plaintext)
+    assert "nonlinearity: Literal['linear', 'conv1d'," in text
+
+
+@pytest.mark.parametrize("name", PUBLIC_CALLABLES)
+def test_docstring_documents_only_real_arguments(name):
+    # An "Args:" entry must name a parameter (no "None: ..." placeholder).
+    obj = getattr(ki, name)
+    doc = inspect.getdoc(obj) or ""
+    _, _, args = doc.partition("\nArgs:\n")
+    if not args:
+        return
+    section = args.split("\n\n")[0]
+    documented = re.findall(r"^    (\w+):", section, flags=re.M)
+    assert documented, (name, section)
+    assert set(documented) <= set(inspect.signature(obj).parameters), (name, documented)

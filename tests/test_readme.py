@@ -40,6 +40,7 @@ def test_error_examples_are_the_real_messages():
         lambda: ki.VarianceScaling(mode="fan_sum"),
         lambda: ki.XavierNormal(gain=True),
         lambda: ki.get("sigmoid_normall"),
+        lambda: ki.KaimingNormal(a=1e200),
     ):
         with pytest.raises((ValueError, TypeError)) as info:
             make()

@@ -2,6 +2,7 @@
 
 import keras
 import pytest
+from helpers import assert_error
 
 import keras_inits as ki
 from keras_inits._registry import CLASSES, registered_name, snake_case
@@ -116,3 +117,50 @@ def test_suggestions_come_from_initializer_names_only():
         with pytest.raises(ValueError) as info:
             ki.get(helper)
         assert "Did you mean" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "identifier, error, message",
+    [
+        (
+            {"class_name": "XavierNormal", "config": {"gain": -1}},
+            ValueError,
+            "`gain` must be a finite number > 0. Received: gain=-1",
+        ),
+        (
+            {"class_name": "keras_inits>KaimingNormal", "config": {"a": 1e200}},
+            ValueError,
+            "`a` must be a finite number whose square is finite too (|a| < 1.341e+154). "
+            "Received: a=1e+200",
+        ),
+        (  # Keras would wrap this one in its own long TypeError
+            {"class_name": "sigmoid_normal", "config": {"seed": "x"}},
+            TypeError,
+            "`seed` must be an int, a keras.random.SeedGenerator or None. Received: seed='x'",
+        ),
+        (
+            {"class_name": "SigmoidNormal", "config": {"scale": 2.0}},
+            ValueError,
+            "`config` has key(s) that SigmoidNormal does not take: ('scale',). Allowed keys: "
+            "('input_axes', 'output_axes', 'seed'). Received: config={'scale': 2.0}",
+        ),
+    ],
+    ids=["bare_name", "registered_name", "snake_case_type", "unknown_key"],
+)
+def test_a_known_class_with_a_bad_argument_raises_its_own_error(identifier, error, message):
+    assert_error(lambda: ki.get(identifier), error, message)
+
+
+def test_a_keras_class_with_a_bad_argument_raises_keras_error_not_unknown():
+    with pytest.raises(ValueError) as info:
+        ki.get({"class_name": "GlorotNormal", "config": {"seed": "x"}})
+    assert "Unknown initializer" not in str(info.value) and "seed" in str(info.value)
+
+
+def test_an_unknown_class_in_a_dict_is_still_unknown():
+    assert_error(
+        lambda: ki.get({"class_name": "Xavier_Normal", "config": {}}),
+        ValueError,
+        "Unknown initializer. Did you mean 'xavier_normal'?",
+        prefix=True,
+    )

@@ -180,13 +180,34 @@ def test_icnr_config_nests_the_initializer():
             ValueError,
             "Unknown initializer. Did you mean 'kaiming_normal'?",
         ),
+        (  # the error names ICNR's own argument, not get()'s
+            lambda: ki.ICNR(initializer="nope"),
+            ValueError,
+            "Unknown initializer. keras_inits.names() lists ours, keras.initializers "
+            "Keras's. Received: initializer='nope'",
+        ),
+        (  # a known class with a bad argument: that class's own error
+            lambda: ki.ICNR(initializer={"class_name": "XavierNormal", "config": {"gain": 0}}),
+            ValueError,
+            "`gain` must be a finite number > 0. Received: gain=0",
+        ),
         (
             lambda: ki.ICNR(initializer=np.ones),
             TypeError,
             "`initializer` must name or be a keras.initializers.Initializer. Received: ",
         ),
     ],
-    ids=["two_seeds", "seed_without_use", "scale_0", "scale_bool", "scale_float", "name", "fn"],
+    ids=[
+        "two_seeds",
+        "seed_without_use",
+        "scale_0",
+        "scale_bool",
+        "scale_float",
+        "name",
+        "unknown",
+        "bad_config",
+        "fn",
+    ],
 )
 def test_icnr_bad_arguments(make, error, message):
     assert_error(make, error, message, prefix=True)
@@ -344,6 +365,18 @@ def test_rank_below_two_is_refused(cls):
             lambda: ki.ConvIdentity(gain=0.0),
             ValueError,
             "`gain` must be a finite number > 0. Received: gain=0.0",
+        ),
+        (  # 1e308 would cast to inf in float32
+            lambda: ki.ConvIdentity(gain=1e308)((3, 3), dtype="float32"),
+            ValueError,
+            "`dtype` cannot hold this kernel: its values reach 1e+308, beyond its largest "
+            "value 3.40282e+38. Received: dtype='float32'",
+        ),
+        (
+            lambda: ki.ConvIdentity(gain=7e4)((3, 3), dtype="float16"),
+            ValueError,
+            "`dtype` cannot hold this kernel: its values reach 70000, beyond its largest "
+            "value 65504. Received: dtype='float16'",
         ),
     ],
 )

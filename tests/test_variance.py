@@ -6,7 +6,7 @@ import math
 import keras
 import numpy as np
 import pytest
-from helpers import assert_matches, std_tolerance, to_numpy
+from helpers import assert_error, assert_matches, std_tolerance, to_numpy
 from scipy import stats
 
 import keras_inits as ki
@@ -176,6 +176,48 @@ def test_bad_values_are_refused_at_construction(make, message):
     with pytest.raises(ValueError, match=None) as info:
         make()
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (
+            lambda: ki.KaimingNormal(a=1e200),
+            "`a` must be a finite number whose square is finite too (|a| < 1.341e+154). "
+            "Received: a=1e+200",
+        ),
+        (
+            lambda: ki.KaimingUniform(a=-1e160, mode="fan_out"),
+            "`a` must be a finite number whose square is finite too (|a| < 1.341e+154). "
+            "Received: a=-1e+160",
+        ),
+        (
+            lambda: ki.XavierNormal(gain=1e200),
+            "`gain` must square to a finite number > 0 (gain**2 is the variance scale). "
+            "Received: gain=1e+200",
+        ),
+    ],
+)
+def test_squares_that_overflow_are_value_errors_naming_the_argument(make, message):
+    assert_error(make, ValueError, message)  # never a bare OverflowError
+
+
+def test_an_activation_whose_gain_squares_past_float_range_is_named():
+    @keras.saving.register_keras_serializable(package="test_variance_overflow")
+    def tiny(z):
+        return 1e-160 * z  # E[f(z)^2] = 1e-320, so gain**2 = 1e320 overflows
+
+    assert_error(
+        lambda: ki.ActivationScaled(tiny),
+        ValueError,
+        "`activation` must have a gain whose square is finite; its second moment E[f(z)^2] "
+        "is so small that gain**2 = inf. Received: activation='test_variance_overflow>tiny'",
+    )
+
+
+def test_the_largest_squarable_slope_still_works():
+    init = ki.KaimingNormal(a=1e150)  # gain**2 = 2 / (1 + 1e300) = 2e-300, still > 0
+    assert init.scale == pytest.approx(2e-300)
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,8 @@ import keras
 import numpy as np
 
 from keras_inits._extras import import_optional
-from keras_inits._registry import get
+from keras_inits._gain import activation_name
+from keras_inits._registry import get, resolve
 from keras_inits._validation import (
     check_non_negative,
     check_positive,
@@ -36,7 +37,9 @@ __all__ = [
     "CompareConfig",
     "RunResult",
     "build_mlp",
+    "check_fills",
     "format_results",
+    "hidden_kernel_shapes",
     "load_digits",
     "run_compare",
 ]
@@ -51,6 +54,7 @@ DEFAULT_INITIALIZERS = (
     "sigmoid_normal",
 )
 _VAL_FRACTION = 0.2
+_DIGITS_FEATURES = 64  # 8 x 8 pixels: the first hidden kernel is (64, width)
 
 EpochCallback = Callable[[int, str, int, float], None]
 
@@ -93,9 +97,17 @@ class CompareConfig:
                 f"Received: initializers={self.initializers!r}"
             )
         # Names and config dicts: JSON-ready, and each hidden layer gets its own instance.
-        identifiers = tuple(_identifier(item) for item in self.initializers)
+        identifiers = tuple(
+            _identifier(item, f"initializers[{index}]")
+            for index, item in enumerate(self.initializers)
+        )
         object.__setattr__(self, "initializers", identifiers)
-        keras.activations.get(self.activation)
+        if not isinstance(self.activation, str):  # stored in the JSON, so a name
+            raise TypeError(
+                "`activation` must be an activation name, a string. "
+                f"Received: activation={self.activation!r}"
+            )
+        activation_name(self.activation)  # an unknown name: "did you mean", naming `activation`
         check_positive_int("depth", self.depth)
         check_positive_int("width", self.width)
         check_positive("lr", self.lr)
@@ -207,6 +219,43 @@ def build_mlp(
     return keras.Sequential(layers, name="mlp")
 
 
+def hidden_kernel_shapes(
+    config: CompareConfig, inputs: int = _DIGITS_FEATURES
+) -> dict[str, tuple[int, int]]:
+    """The distinct kernel shapes of ``build_mlp``'s hidden layers, by the first layer named.
+
+    Example:
+        >>> hidden_kernel_shapes(CompareConfig(depth=3, width=16))
+        {'hidden_1': (64, 16), 'hidden_2': (16, 16)}
+    """
+    shapes = {"hidden_1": (inputs, config.width)}
+    if config.depth > 1 and config.width != inputs:
+        shapes["hidden_2"] = (config.width, config.width)
+    return shapes
+
+
+def check_fills(identifier: Any, shapes: dict[str, tuple[int, int]], argument: str) -> None:
+    """Draws each kernel of ``shapes`` once from ``identifier``: a bad fit fails before training.
+
+    An initializer that cannot fill a Dense kernel (``bilinear`` needs 4-D,
+    ``delta_orthogonal`` out >= in, ``icnr`` out divisible by scale^2) would
+    otherwise fail only when its run builds the model, after the runs before
+    it have trained.
+
+    Raises:
+        ValueError: Naming ``argument``, the layer and the initializer's own reason.
+    """
+    for layer, shape in shapes.items():
+        try:
+            resolve(identifier, argument)(shape)
+        except Exception as error:
+            raise ValueError(
+                f"`{argument}` must fill every hidden Dense kernel; it cannot fill {layer}'s, "
+                f"shape {shape} ({type(error).__name__}: {error}). "
+                f"Received: {argument}={identifier!r}"
+            ) from error
+
+
 def run_compare(config: CompareConfig, on_epoch: EpochCallback | None = None) -> list[RunResult]:
     """Builds and trains the MLP once per initializer of ``config``.
 
@@ -218,7 +267,15 @@ def run_compare(config: CompareConfig, on_epoch: EpochCallback | None = None) ->
 
     Returns:
         One ``RunResult`` per initializer, in the order given.
+
+    Raises:
+        ValueError: Before any training, if an initializer cannot fill the
+            hidden kernels (see ``check_fills``).
+        MissingExtraError: If scikit-learn is not installed.
     """
+    shapes = hidden_kernel_shapes(config)
+    for index, initializer in enumerate(config.initializers):
+        check_fills(initializer, shapes, f"initializers[{index}]")
     (x_train, y_train), (x_val, y_val) = load_digits(config.seed)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     results = []
@@ -307,16 +364,16 @@ def _pair(first: float | None, last: float | None) -> str:
     return f"{first:.3g} / {last:.3g}"
 
 
-def _identifier(item: Any) -> Any:
+def _identifier(item: Any, argument: str) -> Any:
     """A name or config dict for ``item``; an unknown name fails here, before any training."""
-    initializer = get(item)  # raises with "did you mean" for an unknown name
+    initializer = resolve(item, argument)  # raises with "did you mean" for an unknown name
     if isinstance(item, (str, dict)):
         return item
     if isinstance(initializer, keras.initializers.Initializer):
         return keras.initializers.serialize(initializer)
     raise TypeError(
         "`initializers` must hold names, config dicts or keras.initializers.Initializer "
-        f"instances. Received: {item!r}"
+        f"instances. Received: {argument}={item!r}"
     )
 
 

@@ -1,6 +1,7 @@
 """Per-layer numbers that show whether a network's initial weights keep its signal alive.
 
-For every layer with a kernel: the kernel's fans and std, the mean and std of
+For every kernel (Dense, Conv, recurrent, embedding, separable, attention,
+EinsumDense): the kernel's fans and std, the mean and std of
 the layer's (post-activation) output on a batch, the fraction of saturated
 outputs and, given targets, the norm of the loss's gradient with respect to
 the kernel. Everything is computed with ``keras.ops`` and the backend's own
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -44,10 +46,13 @@ class LayerStats:
     """What one layer does to the signal, at the weights it has now.
 
     Attributes:
-        name: The layer's name.
-        kernel_shape: The kernel's shape, Keras layout ``(*receptive_field, in, out)``.
-        fan_in: in * prod(receptive_field).
-        fan_out: out * prod(receptive_field).
+        name: The layer's name, or the kernel's path where the layer has several
+            kernels (``"mha/query/kernel"``).
+        kernel_shape: The kernel's shape, Keras layout ``(*receptive_field, in, out)``
+            (an EinsumDense's own layout for its kernels).
+        fan_in: in * prod(receptive_field), or the product of an EinsumDense
+            kernel's input axes.
+        fan_out: out * prod(receptive_field), or the product of its output axes.
         weight_std: Standard deviation of the kernel's entries.
         activation: The layer's activation name, or None if it has none.
         output_mean: Mean of the layer's output (after its activation) on the batch.
@@ -84,12 +89,28 @@ class LayerStats:
 
 
 def layer_stats(model: keras.Model, x: Any, y: Any = None, loss: Any = None) -> list[LayerStats]:
-    """One ``LayerStats`` per layer that has a kernel, in the model's order.
+    """One ``LayerStats`` per kernel, in the model's layer order.
+
+    A kernel is a weight named ``kernel`` or ``*_kernel`` (Dense, Conv,
+    EinsumDense, SeparableConv's depthwise and pointwise kernels, an RNN
+    cell's kernel and recurrent kernel) or ``embeddings`` (Embedding), owned
+    by a layer of the model or by any layer inside it (MultiHeadAttention's
+    query, key, value and output projections, Bidirectional's two RNNs, a
+    nested model). A layer with one kernel gives a record named after the
+    layer; a layer with several gives one record per kernel, named by the
+    kernel's path (``"lstm/lstm_cell/recurrent_kernel"``). Each record's
+    output statistics are those of the top-level layer's (first) output.
+    Fans follow the Keras layout, or an EinsumDense's own input and output
+    axes (read from its equation). What cannot be reported is skipped with
+    a warning that names it and says why (a layer called more than once has
+    no single output; a weight of rank >= 2 that is neither a kernel nor a
+    bias is not recognised); nothing is skipped silently.
 
     Args:
         model: A built functional or Sequential model (its layers' outputs
-            must be reachable from ``model.inputs``).
-        x: A batch of inputs.
+            must be reachable from ``model.inputs``), with one input or several.
+        x: A batch of inputs: an array, or for a model with several inputs a
+            list (in ``model.inputs`` order) or a dict by input name.
         y: Targets for ``x``; when given, each record has the norm of the
             loss's gradient with respect to its kernel.
         loss: The loss for those gradients: anything ``keras.losses.get``
@@ -97,36 +118,39 @@ def layer_stats(model: keras.Model, x: Any, y: Any = None, loss: Any = None) -> 
 
     Raises:
         ValueError: If the model is not built from ``model.inputs`` (a
-            subclassed model), has no layer with a kernel, or ``y`` is given
-            with no ``loss`` and an uncompiled model.
+            subclassed model), has no kernel to report on, ``x`` does not
+            match a model with several inputs, or ``y`` is given with no
+            ``loss`` and an uncompiled model.
 
     Example:
         >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, "sigmoid")])
         >>> [record.fan_in for record in layer_stats(model, np.ones((2, 4)))]
         [4]
     """
-    layers = [layer for layer in model.layers if _kernel(layer) is not None]
-    if not layers:
+    _check_functional(model)
+    found = _find_kernels(model)
+    if not found:
         raise ValueError(
             "`model` has no layer with a kernel to report on. "
             f"Received: model={model.name!r} with layers {[layer.name for layer in model.layers]}"
         )
-    outputs = _layer_outputs(model, layers, x)
-    gradients = _kernel_gradients(model, layers, x, y, _resolve_loss(model, y, loss))
+    x = _check_inputs(model, x)
+    layers = list(dict.fromkeys(item.layer for item in found))
+    outputs = dict(zip(layers, _layer_outputs(model, layers, x), strict=True))
+    kernels = [item.variable for item in found]
+    gradients = _kernel_gradients(model, kernels, x, y, _resolve_loss(model, y, loss))
     records = []
-    for layer, output, gradient in zip(layers, outputs, gradients, strict=True):
-        kernel = _kernel(layer)
-        shape = tuple(int(d) for d in kernel.shape)
-        fan_in, fan_out = compute_fans(shape)
-        activation = _activation_name(layer)
+    for item, gradient in zip(found, gradients, strict=True):
+        output = outputs[item.layer]
+        activation = _activation_name(item.layer)
         rule = SATURATION_RULES.get(activation or "")
         records.append(
             LayerStats(
-                name=layer.name,
-                kernel_shape=shape,
-                fan_in=fan_in,
-                fan_out=fan_out,
-                weight_std=float(np.std(_numpy(kernel))),
+                name=item.name,
+                kernel_shape=item.shape,
+                fan_in=item.fans[0],
+                fan_out=item.fans[1],
+                weight_std=float(np.std(_numpy(item.variable))),
                 activation=activation,
                 output_mean=float(np.mean(output)),
                 output_std=float(np.std(output)),
@@ -202,12 +226,121 @@ def finite_or_none(value: Any) -> Any:
     return value
 
 
-def _kernel(layer: keras.layers.Layer) -> Any:
-    kernel = getattr(layer, "kernel", None)
-    return kernel if isinstance(kernel, keras.Variable) else None
+@dataclasses.dataclass(frozen=True)
+class _Kernel:
+    layer: Any  # the top-level layer whose output the record reports
+    variable: Any
+    name: str
+    shape: tuple[int, ...]
+    fans: tuple[int, int]
+
+
+def _is_kernel(variable: Any) -> bool:
+    name = variable.name.split("/")[-1]
+    return name == "embeddings" or name.endswith("kernel")
+
+
+def _sublayers(layer: Any) -> list[Any]:
+    """``layer`` and every layer it holds, at any depth (attributes, lists, dicts)."""
+    found: dict[int, Any] = {}
+    stack = [layer]
+    while stack:
+        current = stack.pop()
+        if id(current) in found:
+            continue
+        found[id(current)] = current
+        for value in vars(current).values():
+            items = value.values() if isinstance(value, dict) else value
+            items = items if isinstance(items, (list, tuple)) else [value]
+            stack.extend(item for item in items if isinstance(item, keras.layers.Layer))
+    return list(found.values())
+
+
+def _einsum_fans(layer: Any, shape: tuple[int, ...]) -> tuple[int, int]:
+    """An EinsumDense kernel's fans: its axes named in the output are outputs, the rest inputs."""
+    left, output = layer.equation.replace("...", "").split("->")
+    kernel_axes = left.split(",")[1]
+    outputs = [axis for axis, letter in enumerate(kernel_axes) if letter in output]
+    inputs = [axis for axis in range(len(kernel_axes)) if axis not in outputs]
+    return compute_fans(shape, inputs, outputs)
+
+
+def _find_kernels(model: keras.Model) -> list[_Kernel]:
+    """Every kernel of ``model``, with its layer, record name and fans; warns what it skips."""
+    found: list[_Kernel] = []
+    skipped: list[str] = []
+    seen: set[int] = set()
+    for layer in model.layers:
+        sublayers = _sublayers(layer)
+        einsum = {
+            id(sub.kernel): sub
+            for sub in sublayers
+            if isinstance(sub, keras.layers.EinsumDense) and isinstance(sub.kernel, keras.Variable)
+        }
+        kernels = []
+        for variable in layer.weights:
+            if id(variable) in seen or len(variable.shape) < 2:
+                continue
+            seen.add(id(variable))
+            if _is_kernel(variable):
+                kernels.append(variable)
+            elif not variable.name.endswith("bias"):
+                skipped.append(
+                    f"{variable.path} (shape {tuple(variable.shape)}): not named like a kernel "
+                    "(kernel, *_kernel, embeddings)"
+                )
+        if not kernels:
+            continue
+        # Keras keeps one node per call and has no public count of them; `output`
+        # would quietly give the first call's, so a shared layer is skipped.
+        calls = len(getattr(layer, "_inbound_nodes", ()))
+        if calls > 1:
+            skipped.append(f"layer {layer.name!r}: called {calls} times, so no single output")
+            continue
+        for variable in kernels:
+            shape = tuple(int(d) for d in variable.shape)
+            owner = einsum.get(id(variable))
+            fans = compute_fans(shape) if owner is None else _einsum_fans(owner, shape)
+            name = layer.name if len(kernels) == 1 else variable.path
+            found.append(_Kernel(layer, variable, name, shape, fans))
+    if skipped:
+        warnings.warn(
+            "layer_stats skipped: " + "; ".join(skipped), category=UserWarning, stacklevel=3
+        )
+    return found
+
+
+def _check_functional(model: keras.Model) -> None:
+    """Refuses a model whose layers' outputs cannot be read from ``model.inputs``."""
+    try:
+        inputs = model.inputs
+    except AttributeError:
+        inputs = None
+    if not inputs or not hasattr(model, "outputs"):
+        raise ValueError(
+            "`model` must be a functional or Sequential model built on `keras.Input`, so "
+            "that each layer's output can be read. Received: "
+            f"model={model.name!r} of type {type(model).__name__}"
+        )
+
+
+def _check_inputs(model: keras.Model, x: Any) -> Any:
+    """``x`` unchanged if it fits ``model.inputs``: several inputs need a list or a dict."""
+    count = len(model.inputs)
+    if count == 1:
+        return x
+    if isinstance(x, dict) or (isinstance(x, (list, tuple)) and len(x) == count):
+        return x
+    got = f"a {type(x).__name__} of {len(x)}" if isinstance(x, (list, tuple)) else type(x).__name__
+    raise ValueError(
+        f"`x` must hold one array per model input, a list of {count} (in model.inputs order) "
+        f"or a dict by input name; got {got}. Received: x of type {type(x).__name__}"
+    )
 
 
 def _activation_name(layer: keras.layers.Layer) -> str | None:
+    if isinstance(layer, keras.layers.RNN):  # its output is not activation(x W)
+        return None
     activation = getattr(layer, "activation", None)
     name = getattr(activation, "__name__", None)
     return None if name in (None, "linear") else str(name)
@@ -221,7 +354,7 @@ def _numpy(tensor: Any) -> np.ndarray:
 
 def _layer_outputs(model: keras.Model, layers: list[Any], x: Any) -> list[np.ndarray]:
     try:
-        probe = keras.Model(model.inputs, [layer.output for layer in layers])
+        probe = keras.Model(model.inputs, [_first(layer.output) for layer in layers])
     except (AttributeError, ValueError, TypeError) as error:
         raise ValueError(
             "`model` must be a functional or Sequential model built on `keras.Input`, so "
@@ -229,11 +362,16 @@ def _layer_outputs(model: keras.Model, layers: list[Any], x: Any) -> list[np.nda
             f"model={model.name!r} of type {type(model).__name__}"
         ) from error
     if len(model.inputs) == 1 and not isinstance(x, (list, tuple, dict)):
-        x = [x]  # a functional model's inputs are a list, even of one
+        x = [x]  # the probe's inputs are a list, even of one
     outputs = probe(x, training=False)
     if not isinstance(outputs, (list, tuple)):
         outputs = [outputs]  # Keras unwraps a list of one output
     return [_numpy(output) for output in outputs]
+
+
+def _first(output: Any) -> Any:
+    """A layer's main output: the first of several (an RNN with ``return_state``)."""
+    return output[0] if isinstance(output, (list, tuple)) else output
 
 
 def _resolve_loss(model: keras.Model, y: Any, loss: Any) -> Any:
@@ -249,21 +387,24 @@ def _resolve_loss(model: keras.Model, y: Any, loss: Any) -> Any:
 
 
 def _kernel_gradients(
-    model: keras.Model, layers: list[Any], x: Any, y: Any, loss_fn: Any
+    model: keras.Model, kernels: list[Any], x: Any, y: Any, loss_fn: Any
 ) -> list[np.ndarray | None]:
     """d(mean loss)/d(kernel) for each layer's trainable kernel, by the backend's autodiff."""
     if loss_fn is None:
-        return [None] * len(layers)
-    kernels = [_kernel(layer) for layer in layers]
+        return [None] * len(kernels)
     trainable = [kernel for kernel in kernels if kernel.trainable]
-    x = keras.ops.convert_to_tensor(x)
-    y = keras.ops.convert_to_tensor(y)
+    x = keras.tree.map_structure(keras.ops.convert_to_tensor, x)  # one input or several
+    y = keras.tree.map_structure(keras.ops.convert_to_tensor, y)
 
     def mean_loss(prediction: Any) -> Any:
         return keras.ops.mean(loss_fn(y, prediction))
 
     grads = _BACKEND_GRADIENTS[keras.backend.backend()](model, trainable, x, mean_loss)
-    by_id = {id(kernel): _numpy(grad) for kernel, grad in zip(trainable, grads, strict=True)}
+    by_id = {
+        id(kernel): _numpy(grad)
+        for kernel, grad in zip(trainable, grads, strict=True)
+        if grad is not None
+    }
     return [by_id.get(id(kernel)) for kernel in kernels]
 
 
@@ -272,7 +413,9 @@ def _tensorflow_gradients(model: Any, kernels: list[Any], x: Any, mean_loss: Any
 
     with tf.GradientTape() as tape:
         loss = mean_loss(model(x, training=False))
-    return tape.gradient(loss, kernels)
+    grads = tape.gradient(loss, kernels)
+    # An Embedding's gradient is sparse (IndexedSlices): densify it.
+    return [None if grad is None else tf.convert_to_tensor(grad) for grad in grads]
 
 
 def _jax_gradients(model: Any, kernels: list[Any], x: Any, mean_loss: Any) -> list[Any]:
@@ -285,7 +428,7 @@ def _jax_gradients(model: Any, kernels: list[Any], x: Any, mean_loss: Any) -> li
         prediction, _ = model.stateless_call(values, non_trainable, x, training=False)
         return mean_loss(prediction)
 
-    grads = jax.grad(loss_of)([v.value for v in trainable])
+    grads = jax.jit(jax.grad(loss_of))([v.value for v in trainable])  # one compile, not one per op
     index = {id(v): i for i, v in enumerate(trainable)}
     return [grads[index[id(kernel)]] for kernel in kernels]
 
@@ -294,7 +437,8 @@ def _torch_gradients(model: Any, kernels: list[Any], x: Any, mean_loss: Any) -> 
     import torch
 
     loss = mean_loss(model(x, training=False))
-    return list(torch.autograd.grad(loss, [kernel.value for kernel in kernels]))
+    values = [kernel.value for kernel in kernels]
+    return list(torch.autograd.grad(loss, values, allow_unused=True))
 
 
 def _numpy_only(*_: Any) -> list[Any]:
