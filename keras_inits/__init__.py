@@ -7,6 +7,7 @@ saved model that uses one loads again. Import it before ``load_model``.
 
 from keras_inits._gain import calculate_gain, gain_for
 from keras_inits._registry import get, names
+from keras_inits.model import fans, lsuv, reinitialize, torch_defaults
 from keras_inits.orthogonal import BlockOrthogonal, DeltaOrthogonal
 from keras_inits.small import SmallNormal, SmallUniform
 from keras_inits.sparse import Sparse
@@ -44,7 +45,11 @@ __all__ = [
     "XavierUniform",
     "__version__",
     "calculate_gain",
+    "fans",
     "gain_for",
     "get",
+    "lsuv",
     "names",
+    "reinitialize",
+    "torch_defaults",
 ]
