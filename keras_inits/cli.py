@@ -36,6 +36,7 @@ from keras_inits._validation import (
 )
 from keras_inits.diagnostics._compare import (
     DEFAULT_INITIALIZERS,
+    LSUV,
     CompareConfig,
     RunResult,
     format_results,
@@ -165,7 +166,10 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         metavar="NAME",
         type=_initializer_name,
-        help=f"an initializer name, repeatable (default: {' '.join(DEFAULT_INITIALIZERS)})",
+        help=(
+            "an initializer name, or 'lsuv' (Keras's default, then keras_inits.lsuv), "
+            f"repeatable (default: {' '.join(DEFAULT_INITIALIZERS)})"
+        ),
     )
     compare.add_argument("--activation", default="sigmoid", help="hidden activation (sigmoid)")
     options: list[tuple[str, str, Callable[[str], Any], Callable[..., Any], float, str]] = [
@@ -191,6 +195,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _initializer_name(value: str) -> str:
+    if value == LSUV:  # not an initializer: lsuv runs on the built model
+        return value
     try:
         get(value)
     except ValueError as error:

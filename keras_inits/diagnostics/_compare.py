@@ -51,6 +51,10 @@ DEFAULT_INITIALIZERS = (
     "sigmoid_normal",
 )
 _VAL_FRACTION = 0.2
+# ``--init lsuv``: Keras's default glorot_uniform, then ``keras_inits.lsuv`` on
+# the first LSUV_BATCH training samples (Mishkin & Matas 2016).
+LSUV = "lsuv"
+LSUV_BATCH = 256
 
 EpochCallback = Callable[[int, str, int, float], None]
 
@@ -63,7 +67,8 @@ class CompareConfig:
         initializers: Names, config dicts or instances that ``keras_inits.get``
             resolves, ours or Keras's; each gives one run. Instances are kept as
             their config dicts, so that every hidden layer draws from a fresh
-            copy and the results serialize.
+            copy and the results serialize. "lsuv" builds with Keras's default
+            glorot_uniform and runs ``keras_inits.lsuv`` on 256 training samples.
         activation: The hidden layers' activation, any name Keras knows.
         depth: Number of hidden layers, >= 1.
         width: Units per hidden layer, >= 1.
@@ -225,7 +230,7 @@ def run_compare(config: CompareConfig, on_epoch: EpochCallback | None = None) ->
     for run, initializer in enumerate(config.initializers):
         keras.utils.set_random_seed(config.seed)
         model = build_mlp(
-            initializer,
+            "glorot_uniform" if initializer == LSUV else initializer,
             config.activation,
             config.depth,
             config.width,
@@ -233,6 +238,10 @@ def run_compare(config: CompareConfig, on_epoch: EpochCallback | None = None) ->
             classes=int(y_train.max()) + 1,
             seed=config.seed,
         )
+        if initializer == LSUV:
+            from keras_inits.model import lsuv
+
+            lsuv(model, x_train[:LSUV_BATCH], seed=config.seed, verbose=False)
         layers = layer_stats(model, x_train, y_train, loss=loss)
         model.compile(
             optimizer=keras.optimizers.SGD(config.lr, momentum=config.momentum),
@@ -309,6 +318,8 @@ def _pair(first: float | None, last: float | None) -> str:
 
 def _identifier(item: Any) -> Any:
     """A name or config dict for ``item``; an unknown name fails here, before any training."""
+    if item == LSUV:
+        return item
     initializer = get(item)  # raises with "did you mean" for an unknown name
     if isinstance(item, (str, dict)):
         return item
