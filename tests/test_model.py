@@ -7,12 +7,12 @@ import math
 import keras
 import numpy as np
 import pytest
+from helpers import KS_ALPHA, assert_error, std_tolerance, to_numpy
 from scipy import stats
 
 import keras_inits as ki
 from keras_inits._fans import compute_fans
 from keras_inits.diagnostics._stats import gradients
-from helpers import KS_ALPHA, assert_error, std_tolerance, to_numpy
 
 L = keras.layers
 TOLERANCE = 0.10  # the bound on Var(output) / Var(input) - 1
@@ -40,12 +40,42 @@ def built(layer, input_shape):
         (lambda: L.Conv2DTranspose(16, 4, strides=2), (None, 8, 8, 32), "kernel", (128, 256)),
         (lambda: L.Conv2DTranspose(8, 3, strides=2), (None, 8, 8, 32), "kernel", (72, 72)),
         (lambda: L.Conv3DTranspose(16, 2, strides=2), (None, 4, 4, 4, 32), "kernel", (32, 128)),
-        (lambda: L.DepthwiseConv1D(4, strides=2, depth_multiplier=8), (None, 32, 16), "kernel", (4, 16)),
-        (lambda: L.DepthwiseConv2D(4, strides=2, depth_multiplier=8), (None, 8, 8, 16), "kernel", (16, 32)),
-        (lambda: L.SeparableConv1D(32, 4, strides=2, depth_multiplier=4), (None, 16, 8), "depthwise_kernel", (4, 8)),
-        (lambda: L.SeparableConv1D(32, 4, strides=2, depth_multiplier=4), (None, 16, 8), "pointwise_kernel", (32, 32)),
-        (lambda: L.SeparableConv2D(32, 4, depth_multiplier=2), (None, 8, 8, 8), "depthwise_kernel", (16, 32)),
-        (lambda: L.SeparableConv2D(32, 4, depth_multiplier=2), (None, 8, 8, 8), "pointwise_kernel", (16, 32)),
+        (
+            lambda: L.DepthwiseConv1D(4, strides=2, depth_multiplier=8),
+            (None, 32, 16),
+            "kernel",
+            (4, 16),
+        ),
+        (
+            lambda: L.DepthwiseConv2D(4, strides=2, depth_multiplier=8),
+            (None, 8, 8, 16),
+            "kernel",
+            (16, 32),
+        ),
+        (
+            lambda: L.SeparableConv1D(32, 4, strides=2, depth_multiplier=4),
+            (None, 16, 8),
+            "depthwise_kernel",
+            (4, 8),
+        ),
+        (
+            lambda: L.SeparableConv1D(32, 4, strides=2, depth_multiplier=4),
+            (None, 16, 8),
+            "pointwise_kernel",
+            (32, 32),
+        ),
+        (
+            lambda: L.SeparableConv2D(32, 4, depth_multiplier=2),
+            (None, 8, 8, 8),
+            "depthwise_kernel",
+            (16, 32),
+        ),
+        (
+            lambda: L.SeparableConv2D(32, 4, depth_multiplier=2),
+            (None, 8, 8, 8),
+            "pointwise_kernel",
+            (16, 32),
+        ),
         (lambda: L.Embedding(1000, 64), (None, 3), "embeddings", (1, 64)),
         (lambda: L.Embedding(1000, 64), (None, 3), "kernel", (1, 64)),
         (lambda: L.LSTM(32), (None, 5, 16), "kernel", (16, 32)),
@@ -55,9 +85,14 @@ def built(layer, input_shape):
         (lambda: L.SimpleRNN(32), (None, 5, 16), "kernel", (16, 32)),
         (lambda: L.RNN(L.LSTMCell(32)), (None, 5, 16), "kernel", (16, 32)),
         (lambda: L.Bidirectional(L.GRU(32)), (None, 5, 16), "kernel", (16, 32)),
-        (lambda: L.TimeDistributed(L.Conv2DTranspose(16, 4, strides=2)), (None, 3, 8, 8, 32), "kernel", (128, 256)),
+        (
+            lambda: L.TimeDistributed(L.Conv2DTranspose(16, 4, strides=2)),
+            (None, 3, 8, 8, 32),
+            "kernel",
+            (128, 256),
+        ),
     ],
-)  # fmt: skip
+)
 def test_fans_per_layer_kind(make, input_shape, weight, expected):
     assert ki.fans(built(make(), input_shape), weight) == expected
 
@@ -136,18 +171,98 @@ MEASURED = [
     # backward fails). A "valid" convolution's output has no border; its input
     # gradient does, and a transposed convolution the other way round.
     ("dense", lambda: L.Dense(128), (1024, 256), (0, 0), ["kernel"], False, False),
-    ("einsum", lambda: L.EinsumDense("abc,cde->abde", (8, 16, 16)), (16, 8, 64), (0, 0), ["kernel"], True, True),
-    ("conv1d_strided", lambda: L.Conv1D(64, 4, strides=2), (8, 64, 64), (0, 4), ["kernel"], False, True),
-    ("conv2d_grouped", lambda: L.Conv2D(64, 4, strides=2, groups=4), (4, 16, 16, 64), (0, 4), ["kernel"], False, True),
+    (
+        "einsum",
+        lambda: L.EinsumDense("abc,cde->abde", (8, 16, 16)),
+        (16, 8, 64),
+        (0, 0),
+        ["kernel"],
+        True,
+        True,
+    ),
+    (
+        "conv1d_strided",
+        lambda: L.Conv1D(64, 4, strides=2),
+        (8, 64, 64),
+        (0, 4),
+        ["kernel"],
+        False,
+        True,
+    ),
+    (
+        "conv2d_grouped",
+        lambda: L.Conv2D(64, 4, strides=2, groups=4),
+        (4, 16, 16, 64),
+        (0, 4),
+        ["kernel"],
+        False,
+        True,
+    ),
     ("conv3d", lambda: L.Conv3D(32, 2), (4, 8, 8, 8, 32), (0, 2), ["kernel"], False, False),
-    ("conv1d_transpose", lambda: L.Conv1DTranspose(16, 4, strides=2), (8, 32, 64), (4, 0), ["kernel"], True, True),
-    ("conv2d_transpose", lambda: L.Conv2DTranspose(16, 4, strides=2), (4, 12, 12, 32), (4, 0), ["kernel"], True, True),
-    ("conv3d_transpose", lambda: L.Conv3DTranspose(16, 2, strides=2), (2, 6, 6, 6, 64), (2, 0), ["kernel"], True, True),
-    ("depthwise1d", lambda: L.DepthwiseConv1D(4, strides=2, depth_multiplier=8), (8, 32, 256), (0, 4), ["kernel"], True, True),
-    ("depthwise2d", lambda: L.DepthwiseConv2D(4, strides=2, depth_multiplier=8), (4, 16, 16, 64), (0, 4), ["kernel"], True, True),
-    ("separable1d", lambda: L.SeparableConv1D(64, 4, strides=2, depth_multiplier=8), (8, 32, 128), (0, 4), ["depthwise_kernel", "pointwise_kernel"], True, True),
-    ("separable2d", lambda: L.SeparableConv2D(32, 4, strides=2, depth_multiplier=4), (4, 16, 16, 64), (0, 4), ["depthwise_kernel", "pointwise_kernel"], True, True),
-]  # fmt: skip
+    (
+        "conv1d_transpose",
+        lambda: L.Conv1DTranspose(16, 4, strides=2),
+        (8, 32, 64),
+        (4, 0),
+        ["kernel"],
+        True,
+        True,
+    ),
+    (
+        "conv2d_transpose",
+        lambda: L.Conv2DTranspose(16, 4, strides=2),
+        (4, 12, 12, 32),
+        (4, 0),
+        ["kernel"],
+        True,
+        True,
+    ),
+    (
+        "conv3d_transpose",
+        lambda: L.Conv3DTranspose(16, 2, strides=2),
+        (2, 6, 6, 6, 64),
+        (2, 0),
+        ["kernel"],
+        True,
+        True,
+    ),
+    (
+        "depthwise1d",
+        lambda: L.DepthwiseConv1D(4, strides=2, depth_multiplier=8),
+        (8, 32, 256),
+        (0, 4),
+        ["kernel"],
+        True,
+        True,
+    ),
+    (
+        "depthwise2d",
+        lambda: L.DepthwiseConv2D(4, strides=2, depth_multiplier=8),
+        (4, 16, 16, 64),
+        (0, 4),
+        ["kernel"],
+        True,
+        True,
+    ),
+    (
+        "separable1d",
+        lambda: L.SeparableConv1D(64, 4, strides=2, depth_multiplier=8),
+        (8, 32, 128),
+        (0, 4),
+        ["depthwise_kernel", "pointwise_kernel"],
+        True,
+        True,
+    ),
+    (
+        "separable2d",
+        lambda: L.SeparableConv2D(32, 4, strides=2, depth_multiplier=4),
+        (4, 16, 16, 64),
+        (0, 4),
+        ["depthwise_kernel", "pointwise_kernel"],
+        True,
+        True,
+    ),
+]
 
 
 def _draw(shape, fan, rng):
@@ -260,13 +375,17 @@ def _port_model():
         [
             keras.Input((8, 8, 32)),
             L.Conv2DTranspose(16, 4, strides=2, kernel_initializer="he_normal", name="up"),
-            L.DepthwiseConv2D(3, depth_multiplier=4, depthwise_initializer="glorot_uniform", name="dw"),
+            L.DepthwiseConv2D(
+                3, depth_multiplier=4, depthwise_initializer="glorot_uniform", name="dw"
+            ),
             L.Conv2D(8, 3, kernel_initializer="orthogonal", name="keras_orthogonal"),
             L.Reshape((-1, 8)),
             L.LSTM(64, kernel_initializer=ki.XavierNormal(), name="lstm"),
-            L.Dense(10, kernel_initializer="sigmoid_normal", bias_initializer="small_normal", name="out"),
+            L.Dense(
+                10, kernel_initializer="sigmoid_normal", bias_initializer="small_normal", name="out"
+            ),
         ]
-    )  # fmt: skip
+    )
 
 
 def test_reinitialize_draws_with_the_true_fans():
@@ -408,9 +527,13 @@ def test_lsuv_trains_a_deep_plain_relu_network_that_stalls(capsys):
     from keras_inits.diagnostics import CompareConfig, run_compare
 
     config = CompareConfig(
-        initializers=("glorot_uniform", "lsuv"), activation="relu", depth=20, width=32,
-        lr=0.01, epochs=3,
-    )  # fmt: skip
+        initializers=("glorot_uniform", "lsuv"),
+        activation="relu",
+        depth=20,
+        width=32,
+        lr=0.01,
+        epochs=3,
+    )
     default, after = run_compare(config)
     assert default.loss_curve[-1] > 2.25, default.loss_curve  # log(10) = 2.303: stalled
     assert default.val_accuracy < 0.2
@@ -564,33 +687,44 @@ def _torch_case(kind):
 
     cases = {
         "linear": (
-            L.Dense(32), (None, 48), lambda: nn.Linear(48, 32),
+            L.Dense(32),
+            (None, 48),
+            lambda: nn.Linear(48, 32),
             {"kernel": lambda m: t(m.weight).T, "bias": lambda m: t(m.bias)},
         ),
         "conv1d": (
-            L.Conv1D(32, 3), (None, 10, 16), lambda: nn.Conv1d(16, 32, 3),
+            L.Conv1D(32, 3),
+            (None, 10, 16),
+            lambda: nn.Conv1d(16, 32, 3),
             {"kernel": lambda m: t(m.weight).transpose(2, 1, 0), "bias": lambda m: t(m.bias)},
         ),
         "conv2d_grouped": (
-            L.Conv2D(32, 3, groups=4), (None, 8, 8, 16), lambda: nn.Conv2d(16, 32, 3, groups=4),
+            L.Conv2D(32, 3, groups=4),
+            (None, 8, 8, 16),
+            lambda: nn.Conv2d(16, 32, 3, groups=4),
             {"kernel": lambda m: t(m.weight).transpose(2, 3, 1, 0), "bias": lambda m: t(m.bias)},
         ),
         "conv3d": (
-            L.Conv3D(32, 2), (None, 4, 4, 4, 8), lambda: nn.Conv3d(8, 32, 2),
+            L.Conv3D(32, 2),
+            (None, 4, 4, 4, 8),
+            lambda: nn.Conv3d(8, 32, 2),
             {"kernel": lambda m: t(m.weight).transpose(2, 3, 4, 1, 0), "bias": lambda m: t(m.bias)},
         ),
         "conv1d_transpose": (
-            L.Conv1DTranspose(8, 4, strides=2), (None, 6, 32),
+            L.Conv1DTranspose(8, 4, strides=2),
+            (None, 6, 32),
             lambda: nn.ConvTranspose1d(32, 8, 4, stride=2),
             {"kernel": lambda m: t(m.weight).transpose(2, 1, 0), "bias": lambda m: t(m.bias)},
         ),
         "conv2d_transpose": (
-            L.Conv2DTranspose(8, 3, strides=2), (None, 6, 6, 32),
+            L.Conv2DTranspose(8, 3, strides=2),
+            (None, 6, 6, 32),
             lambda: nn.ConvTranspose2d(32, 8, 3, stride=2),
             {"kernel": lambda m: t(m.weight).transpose(2, 3, 1, 0), "bias": lambda m: t(m.bias)},
         ),
         "depthwise2d": (
-            L.DepthwiseConv2D(3, depth_multiplier=2), (None, 8, 8, 32),
+            L.DepthwiseConv2D(3, depth_multiplier=2),
+            (None, 8, 8, 32),
             lambda: nn.Conv2d(32, 64, 3, groups=32),
             {
                 "kernel": lambda m: t(m.weight).reshape(32, 2, 3, 3).transpose(2, 3, 0, 1),
@@ -598,24 +732,29 @@ def _torch_case(kind):
             },
         ),
         "separable2d": (
-            L.SeparableConv2D(16, 3, depth_multiplier=2), (None, 8, 8, 16),
+            L.SeparableConv2D(16, 3, depth_multiplier=2),
+            (None, 8, 8, 16),
             lambda: nn.Sequential(
                 nn.Conv2d(16, 32, 3, groups=16, bias=False), nn.Conv2d(32, 16, 1)
             ),
             {
-                "depthwise_kernel": lambda m: t(m[0].weight)
-                .reshape(16, 2, 3, 3)
-                .transpose(2, 3, 0, 1),
+                "depthwise_kernel": lambda m: (
+                    t(m[0].weight).reshape(16, 2, 3, 3).transpose(2, 3, 0, 1)
+                ),
                 "pointwise_kernel": lambda m: t(m[1].weight).transpose(2, 3, 1, 0),
                 "bias": lambda m: t(m[1].bias),
             },
         ),
         "embedding": (
-            L.Embedding(100, 16), (None, 3), lambda: nn.Embedding(100, 16),
+            L.Embedding(100, 16),
+            (None, 3),
+            lambda: nn.Embedding(100, 16),
             {"embeddings": lambda m: t(m.weight)},
         ),
         "lstm": (
-            L.LSTM(32), (None, 5, 16), lambda: nn.LSTM(16, 32),
+            L.LSTM(32),
+            (None, 5, 16),
+            lambda: nn.LSTM(16, 32),
             {
                 "kernel": lambda m: t(m.weight_ih_l0).T,
                 "recurrent_kernel": lambda m: t(m.weight_hh_l0).T,
@@ -623,7 +762,9 @@ def _torch_case(kind):
             },
         ),
         "gru": (
-            L.GRU(32), (None, 5, 16), lambda: nn.GRU(16, 32),
+            L.GRU(32),
+            (None, 5, 16),
+            lambda: nn.GRU(16, 32),
             {
                 "kernel": lambda m: t(m.weight_ih_l0).T,
                 "recurrent_kernel": lambda m: t(m.weight_hh_l0).T,
@@ -631,14 +772,16 @@ def _torch_case(kind):
             },
         ),
         "simple_rnn": (
-            L.SimpleRNN(32), (None, 5, 16), lambda: nn.RNN(16, 32),
+            L.SimpleRNN(32),
+            (None, 5, 16),
+            lambda: nn.RNN(16, 32),
             {
                 "kernel": lambda m: t(m.weight_ih_l0).T,
                 "recurrent_kernel": lambda m: t(m.weight_hh_l0).T,
                 "bias": lambda m: t(m.bias_ih_l0) + t(m.bias_hh_l0),
             },
         ),
-    }  # fmt: skip
+    }
     return cases[kind]
 
 
