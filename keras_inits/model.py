@@ -480,7 +480,7 @@ def reinitialize(model: keras.Model, seed: Any = None) -> list[WeightChange]:
     """
     _check_model(model)
     seed = check_seed(seed)
-    plan = []
+    plan: list[tuple[Any, str, Any, Any, float, float]] = []
     for leaf, _ in _walk(model):
         entries = _layer_weights(leaf)
         if entries is None:
@@ -501,8 +501,8 @@ def reinitialize(model: keras.Model, seed: Any = None) -> list[WeightChange]:
         if isinstance(bias, keras.Variable) and _redrawable(
             getattr(leaf, "bias_initializer", None)
         ):
-            fan_in, fan_out = compute_fans(_shape(bias))
-            plan.append((leaf, "bias", bias, leaf.bias_initializer, fan_in, fan_out))
+            bias_fans = compute_fans(_shape(bias))  # a bias has no connections: its shape rule
+            plan.append((leaf, "bias", bias, leaf.bias_initializer, *bias_fans))
     next_seed = _seeds(seed)
     drawn = []
     for index, (_, _, variable, initializer, fan_in, fan_out) in enumerate(plan):
@@ -976,12 +976,11 @@ def torch_defaults(model: keras.Model, seed: Any = None) -> list[WeightChange]:
         if rules is None:
             plan.extend((leaf, variable, None) for variable in leaf.weights)
             continue
-        for rule in rules:
-            variable = getattr(leaf, rule.name, None)
-            if variable is not None:
-                plan.append((leaf, _variable(leaf, rule.name), rule))
+        for torch_rule in rules:
+            if getattr(leaf, torch_rule.name, None) is not None:
+                plan.append((leaf, _variable(leaf, torch_rule.name), torch_rule))
     next_seed = _seeds(seed)
-    drawn = []
+    drawn: list[Any] = []
     for index, (_, variable, rule) in enumerate(plan):
         if rule is None:
             drawn.append(None)
