@@ -515,7 +515,7 @@ def _pre_activation_stds(model, x):
     """The std of every Dense layer's x @ W + b, read from a probe model's outputs."""
     dense = [layer for layer in model.layers if isinstance(layer, L.Dense)]
     probe = keras.Model(model.inputs, [layer.output for layer in dense])
-    outputs = [np.asarray(x, np.float64)] + [to_numpy(o) for o in probe(x)]
+    outputs = [np.asarray(x, np.float64)] + [to_numpy(o) for o in probe([x])]
     return [
         float(np.std(inputs @ to_numpy(layer.kernel) + to_numpy(layer.bias)))
         for inputs, layer in zip(outputs, dense, strict=False)
