@@ -865,3 +865,12 @@ def test_torch_defaults_resets_normalization_and_reports_what_it_left():
     rules = {c.path: c.rule for c in changes}
     assert rules[model.layers[2].kernel.path] == "unchanged"
     assert len(changes) == len(model.weights)
+
+
+def test_compare_command_takes_lsuv_beside_initializer_names():
+    from keras_inits import cli
+    from keras_inits.diagnostics import CompareConfig
+
+    args = cli._parser().parse_args(["compare", "--init", "lsuv", "--init", "he_normal"])
+    assert args.init == ["lsuv", "he_normal"]
+    assert CompareConfig(initializers=("lsuv",)).initializers == ("lsuv",)
