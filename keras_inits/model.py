@@ -710,7 +710,9 @@ def lsuv(
         1. (orthogonal=True) Pre-initialize every kernel orthonormally:
            W = an orthonormal matrix (Saxe et al. 2014), the kernel flattened
            to (prod(shape[:-1]), shape[-1]); an RNN's kernels get one
-           orthonormal block per gate (``BlockOrthogonal``).
+           orthonormal block per gate (``BlockOrthogonal``). As in the
+           paper, a convolution's whole flattened kernel is orthonormal, not
+           only its centre tap (``DeltaOrthogonal`` would zero the others).
         2. For each layer L with a kernel, in the order the data reaches them:
                repeat: B = L's pre-activation output on x (the forward pass
                        stops there); v = Var(B), over all its entries;
