@@ -874,3 +874,14 @@ def test_compare_command_takes_lsuv_beside_initializer_names():
     args = cli._parser().parse_args(["compare", "--init", "lsuv", "--init", "he_normal"])
     assert args.init == ["lsuv", "he_normal"]
     assert CompareConfig(initializers=("lsuv",)).initializers == ("lsuv",)
+
+
+def test_reinitialize_reaches_einsum_dense_inside_attention():
+    inputs = keras.Input((5, 16))
+    attention = L.MultiHeadAttention(num_heads=2, key_dim=8)
+    model = keras.Model(inputs, attention(inputs, inputs))
+    changes = {c.path.split("/")[-2]: c for c in ki.reinitialize(model, seed=0)}
+    assert set(changes) == {"query", "key", "value", "attention_output"}
+    # (16, 2, 8) projections: fans (16, 2 x 8); the output (2, 8, 16): (2 x 8, 16).
+    assert (changes["query"].fan_in, changes["query"].fan_out) == (16, 16)
+    assert (changes["attention_output"].fan_in, changes["attention_output"].fan_out) == (16, 16)
