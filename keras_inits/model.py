@@ -421,13 +421,16 @@ def _redraw(
         if distribution == "untruncated_normal":
             return _sampling.normal(shape, stddev, dtype, seed), rule
         return _sampling.truncated_normal(shape, stddev, dtype, seed), rule
-    if isinstance(initializer, RandomInitializer):
-        fresh = type(initializer).from_config({**initializer.get_config(), "seed": seed})
+    config = initializer.get_config()
+    if isinstance(initializer, RandomInitializer) or "seed" in config:
+        fresh = type(initializer).from_config({**config, "seed": seed})
         return fresh(shape, dtype), f"{type(initializer).__name__}, a fresh draw"
     return initializer(shape, dtype), f"{type(initializer).__name__} (deterministic)"
 
 
-def reinitialize(model: keras.Model, seed: Any = None) -> list[WeightChange]:
+def reinitialize(
+    model: keras.Model, seed: Any = None, include_all: bool = False
+) -> list[WeightChange]:
     """Re-draws, in place, every fan-scaled weight with its layer's true fans.
 
     A weight is re-drawn when its initializer is one of this package's or a
@@ -442,7 +445,7 @@ def reinitialize(model: keras.Model, seed: Any = None) -> list[WeightChange]:
     DepthwiseConv2D Var = 2 / K. This package's initializers that use no fan
     (orthogonal, structural, small) are drawn afresh. A bias with such an
     initializer keeps its shape rule (a bias has no connections). Every
-    other weight is left as it is.
+    other weight is left as it is, unless ``include_all=True``.
 
     Build time: a functional or Sequential model is built when it is made,
     so call ``reinitialize`` right after; a subclassed model needs
@@ -457,6 +460,10 @@ def reinitialize(model: keras.Model, seed: Any = None) -> list[WeightChange]:
         seed: An int (reproducible: draw i uses a sub-seed hashed from
             (seed, i)), None (fresh values; ``keras.utils.set_random_seed``
             makes it reproducible) or a ``keras.random.SeedGenerator``.
+        include_all: Also re-draw the kernels and biases whose initializer
+            is neither ours nor fan-scaled (Keras's ``orthogonal``,
+            ``random_normal``, ``zeros``, ...) from that initializer's config,
+            with a fresh seed where it takes one.
 
     Returns:
         One ``WeightChange`` per re-drawn weight, in the model's layer order.
@@ -480,6 +487,14 @@ def reinitialize(model: keras.Model, seed: Any = None) -> list[WeightChange]:
     """
     _check_model(model)
     seed = check_seed(seed)
+    if not isinstance(include_all, bool):
+        raise TypeError(f"`include_all` must be a bool. Received: include_all={include_all!r}")
+
+    def wanted(initializer: Any) -> bool:
+        if include_all:
+            return isinstance(initializer, keras.initializers.Initializer)
+        return _redrawable(initializer)
+
     plan: list[tuple[Any, str, Any, Any, float, float]] = []
     for leaf, _ in _walk(model):
         entries = _layer_weights(leaf)
@@ -494,22 +509,26 @@ def reinitialize(model: keras.Model, seed: Any = None) -> list[WeightChange]:
             continue
         for entry in entries:
             initializer = getattr(leaf, entry.initializer, None)
-            if _redrawable(initializer):
+            if wanted(initializer):
                 variable = _variable(leaf, entry.name)
                 plan.append((leaf, entry.name, variable, initializer, entry.fan_in, entry.fan_out))
         bias = getattr(leaf, "bias", None)
-        if isinstance(bias, keras.Variable) and _redrawable(
-            getattr(leaf, "bias_initializer", None)
-        ):
+        if isinstance(bias, keras.Variable) and wanted(getattr(leaf, "bias_initializer", None)):
             bias_fans = compute_fans(_shape(bias))  # a bias has no connections: its shape rule
             plan.append((leaf, "bias", bias, leaf.bias_initializer, *bias_fans))
     next_seed = _seeds(seed)
     drawn = []
-    for index, (_, _, variable, initializer, fan_in, fan_out) in enumerate(plan):
+    for index, (leaf, name, variable, initializer, fan_in, fan_out) in enumerate(plan):
         dtype = keras.backend.standardize_dtype(variable.dtype)
         values, rule = _redraw(
             initializer, _shape(variable), dtype, fan_in, fan_out, next_seed(index)
         )
+        if name == "bias" and getattr(leaf, "unit_forget_bias", False):
+            # As the LSTM cell builds it: the forget gate's quarter is ones.
+            units = leaf.units
+            ones = keras.ops.ones((units,), dtype=dtype)
+            values = keras.ops.concatenate([values[:units], ones, values[2 * units :]])
+            rule += ", forget gate 1 (unit_forget_bias)"
         drawn.append((values, rule))
     changes = []
     for (leaf, name, variable, _, fan_in, fan_out), (values, rule) in zip(plan, drawn, strict=True):

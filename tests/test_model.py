@@ -885,3 +885,21 @@ def test_reinitialize_reaches_einsum_dense_inside_attention():
     # (16, 2, 8) projections: fans (16, 2 x 8); the output (2, 8, 16): (2 x 8, 16).
     assert (changes["query"].fan_in, changes["query"].fan_out) == (16, 16)
     assert (changes["attention_output"].fan_in, changes["attention_output"].fan_out) == (16, 16)
+
+
+def test_reinitialize_include_all_redraws_the_other_initializers_too():
+    model = _port_model()
+    orthogonal = model.get_layer("keras_orthogonal").kernel
+    before = np.array(to_numpy(orthogonal))
+    paths = {c.path for c in ki.reinitialize(model, seed=1)}
+    assert orthogonal.path not in paths
+    changes = {c.path: c for c in ki.reinitialize(model, seed=1, include_all=True)}
+    after = to_numpy(orthogonal)
+    assert not np.array_equal(after, before)
+    flat = after.reshape(-1, after.shape[-1])  # Keras's Orthogonal: orthonormal columns
+    assert np.allclose(flat.T @ flat, np.eye(flat.shape[1]), atol=1e-5)
+    zeros_bias = model.get_layer("up").bias
+    assert changes[zeros_bias.path].rule == "Zeros (deterministic)"
+    assert not np.any(to_numpy(zeros_bias))
+    lstm_bias = to_numpy(model.get_layer("lstm").cell.bias)  # unit_forget_bias kept
+    assert np.array_equal(lstm_bias, np.repeat([0.0, 1.0, 0.0, 0.0], 64))
