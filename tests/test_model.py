@@ -584,9 +584,8 @@ def test_lsuv_every_kernel_kind_and_leaves_biases_and_norms_alone(capsys):
     h = L.SeparableConv2D(8, 3, activation="relu")(h)
     h = L.Reshape((-1, 8))(h)
     h = L.EinsumDense("abc,cd->abd", (None, 8), activation="relu")(h)
-    h = L.Bidirectional(L.GRU(8, return_sequences=True))(h)
-    h = L.TimeDistributed(L.Dense(4))(h)
-    outputs = L.LSTM(4)(h)
+    h = L.Bidirectional(L.LSTM(8, return_sequences=True))(h)
+    outputs = L.TimeDistributed(L.Dense(4))(h)  # (one RNN: JAX compiles a scan per pass)
     model = keras.Model(inputs, outputs)
     untouched = {
         v.path: np.array(to_numpy(v))
@@ -595,12 +594,12 @@ def test_lsuv_every_kernel_kind_and_leaves_biases_and_norms_alone(capsys):
     }
     x = np.random.default_rng(1).normal(size=(16, 4, 4, 3)).astype("float32")
     records = ki.lsuv(model, x, orthogonal=False)  # 13 QRs would compile 13 programs on JAX
-    assert len(records) == 9 and all(r.converged for r in records), records
+    assert len(records) == 8 and all(r.converged for r in records), records
     assert [r.weight for r in records].count("pointwise_kernel") == 1
     for v in model.weights:
         if v.path in untouched:
             assert np.array_equal(to_numpy(v), untouched[v.path]), v.path
-    assert "9/9" in capsys.readouterr().out  # the progress bar
+    assert "8/8" in capsys.readouterr().out  # the progress bar
 
 
 def test_lsuv_is_reproducible_and_reports_non_convergence():
