@@ -47,6 +47,7 @@ from keras_inits._validation import (
 )
 from keras_inits.diagnostics._compare import (
     DEFAULT_INITIALIZERS,
+    LSUV,
     CompareConfig,
     RunResult,
     check_fills,
@@ -248,7 +249,10 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         metavar="NAME",
         type=_initializer_name,
-        help=f"an initializer name, repeatable (default: {' '.join(DEFAULT_INITIALIZERS)})",
+        help=(
+            "an initializer name, or 'lsuv' (Keras's default, then keras_inits.lsuv), "
+            f"repeatable (default: {' '.join(DEFAULT_INITIALIZERS)})"
+        ),
     )
     compare.add_argument(
         "--activation", default="sigmoid", type=_activation, help="hidden activation (sigmoid)"
@@ -287,6 +291,8 @@ def _version() -> str:
 
 
 def _initializer_name(value: str) -> str:
+    if value == LSUV:  # not an initializer: lsuv runs on the built model
+        return value
     try:
         resolve(value, "init")
     except (ValueError, TypeError) as error:

@@ -20,6 +20,7 @@ def load(name):
     [
         ("sigmoid_depth", ["small_uniform", "glorot_normal", "sigmoid_normal"]),
         ("relu_depth", ["glorot_normal", "he_normal", "kaiming_normal"]),
+        ("lsuv_depth", ["glorot_uniform", "lsuv"]),
     ],
 )
 def test_story_example_runs(name, initializers, capsys, tmp_path):

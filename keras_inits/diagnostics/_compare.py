@@ -55,6 +55,10 @@ DEFAULT_INITIALIZERS = (
 )
 _VAL_FRACTION = 0.2
 _DIGITS_FEATURES = 64  # 8 x 8 pixels: the first hidden kernel is (64, width)
+# ``--init lsuv``: Keras's default glorot_uniform, then ``keras_inits.lsuv`` on
+# the first LSUV_BATCH training samples (Mishkin & Matas 2016).
+LSUV = "lsuv"
+LSUV_BATCH = 256
 
 EpochCallback = Callable[[int, str, int, float], None]
 
@@ -67,7 +71,8 @@ class CompareConfig:
         initializers: Names, config dicts or instances that ``keras_inits.get``
             resolves, ours or Keras's; each gives one run. Instances are kept as
             their config dicts, so that every hidden layer draws from a fresh
-            copy and the results serialize.
+            copy and the results serialize. "lsuv" builds with Keras's default
+            glorot_uniform and runs ``keras_inits.lsuv`` on 256 training samples.
         activation: The hidden layers' activation, any name Keras knows.
         depth: Number of hidden layers, >= 1.
         width: Units per hidden layer, >= 1.
@@ -245,6 +250,8 @@ def check_fills(identifier: Any, shapes: dict[str, tuple[int, int]], argument: s
     Raises:
         ValueError: Naming ``argument``, the layer and the initializer's own reason.
     """
+    if identifier == LSUV:  # not an initializer: the model is built with Keras's default
+        return
     for layer, shape in shapes.items():
         try:
             resolve(identifier, argument)(shape)
@@ -282,7 +289,7 @@ def run_compare(config: CompareConfig, on_epoch: EpochCallback | None = None) ->
     for run, initializer in enumerate(config.initializers):
         keras.utils.set_random_seed(config.seed)
         model = build_mlp(
-            initializer,
+            "glorot_uniform" if initializer == LSUV else initializer,
             config.activation,
             config.depth,
             config.width,
@@ -290,6 +297,10 @@ def run_compare(config: CompareConfig, on_epoch: EpochCallback | None = None) ->
             classes=int(y_train.max()) + 1,
             seed=config.seed,
         )
+        if initializer == LSUV:
+            from keras_inits.model import lsuv
+
+            lsuv(model, x_train[:LSUV_BATCH], seed=config.seed, verbose=False)
         layers = layer_stats(model, x_train, y_train, loss=loss)
         model.compile(
             optimizer=keras.optimizers.SGD(config.lr, momentum=config.momentum),
@@ -366,6 +377,8 @@ def _pair(first: float | None, last: float | None) -> str:
 
 def _identifier(item: Any, argument: str) -> Any:
     """A name or config dict for ``item``; an unknown name fails here, before any training."""
+    if item == LSUV:
+        return item
     initializer = resolve(item, argument)  # raises with "did you mean" for an unknown name
     if isinstance(item, (str, dict)):
         return item

@@ -27,6 +27,7 @@ __all__ = [
     "LayerStats",
     "finite_or_none",
     "format_stats",
+    "gradients",
     "format_table",
     "layer_stats",
 ]
@@ -399,46 +400,64 @@ def _kernel_gradients(
     def mean_loss(prediction: Any) -> Any:
         return keras.ops.mean(loss_fn(y, prediction))
 
-    grads = _BACKEND_GRADIENTS[keras.backend.backend()](model, trainable, x, mean_loss)
+    variables = model.trainable_variables
+    non_trainable = [v.value for v in model.non_trainable_variables]
+
+    def loss_of(*values: Any) -> Any:
+        prediction, _ = model.stateless_call(list(values), non_trainable, x, training=False)
+        return mean_loss(prediction)
+
+    grads = gradients(loss_of, [v.value for v in variables])
+    by_variable = {id(v): grad for v, grad in zip(variables, grads, strict=True)}
     by_id = {
-        id(kernel): _numpy(grad)
-        for kernel, grad in zip(trainable, grads, strict=True)
-        if grad is not None
+        id(kernel): _numpy(by_variable[id(kernel)])
+        for kernel in trainable
+        if by_variable.get(id(kernel)) is not None
     }
     return [by_id.get(id(kernel)) for kernel in kernels]
 
 
-def _tensorflow_gradients(model: Any, kernels: list[Any], x: Any, mean_loss: Any) -> list[Any]:
+def gradients(fn: Callable[..., Any], values: Sequence[Any]) -> list[Any]:
+    """d fn(*values) / d values for a scalar ``fn``, by the backend's own autodiff.
+
+    The one place that knows each backend's autodiff (TensorFlow's tape,
+    ``jax.grad``, ``torch.autograd.grad``); ``fn`` must be a function of
+    ``values`` alone (a model through ``stateless_call``, say).
+
+    Example:
+        >>> x = keras.ops.convert_to_tensor(np.array([1.0, 2.0], "float32"))
+        >>> [np.asarray(keras.ops.convert_to_numpy(g)).tolist()
+        ...  for g in gradients(lambda v: keras.ops.sum(v * v), [x])]
+        [[2.0, 4.0]]
+    """
+    return _BACKEND_GRADIENTS[keras.backend.backend()](fn, list(values))
+
+
+def _tensorflow_gradients(fn: Callable[..., Any], values: list[Any]) -> list[Any]:
     import tensorflow as tf
 
+    values = [tf.convert_to_tensor(value) for value in values]
     with tf.GradientTape() as tape:
-        loss = mean_loss(model(x, training=False))
-    grads = tape.gradient(loss, kernels)
+        for value in values:
+            tape.watch(value)
+        result = fn(*values)
+    grads = tape.gradient(result, values)
     # An Embedding's gradient is sparse (IndexedSlices): densify it.
     return [None if grad is None else tf.convert_to_tensor(grad) for grad in grads]
 
 
-def _jax_gradients(model: Any, kernels: list[Any], x: Any, mean_loss: Any) -> list[Any]:
+def _jax_gradients(fn: Callable[..., Any], values: list[Any]) -> list[Any]:
     import jax
 
-    trainable = model.trainable_variables
-    non_trainable = [v.value for v in model.non_trainable_variables]
-
-    def loss_of(values: list[Any]) -> Any:
-        prediction, _ = model.stateless_call(values, non_trainable, x, training=False)
-        return mean_loss(prediction)
-
-    grads = jax.jit(jax.grad(loss_of))([v.value for v in trainable])  # one compile, not one per op
-    index = {id(v): i for i, v in enumerate(trainable)}
-    return [grads[index[id(kernel)]] for kernel in kernels]
+    # One compile for the whole gradient, not one dispatch per op.
+    return list(jax.jit(jax.grad(lambda args: fn(*args)))(values))
 
 
-def _torch_gradients(model: Any, kernels: list[Any], x: Any, mean_loss: Any) -> list[Any]:
+def _torch_gradients(fn: Callable[..., Any], values: list[Any]) -> list[Any]:
     import torch
 
-    loss = mean_loss(model(x, training=False))
-    values = [kernel.value for kernel in kernels]
-    return list(torch.autograd.grad(loss, values, allow_unused=True))
+    leaves = [value.detach().requires_grad_(True) for value in values]
+    return list(torch.autograd.grad(fn(*leaves), leaves, allow_unused=True))
 
 
 def _numpy_only(*_: Any) -> list[Any]:
