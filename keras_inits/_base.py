@@ -40,6 +40,7 @@ from typing import Any, TypeAlias
 import keras
 import numpy as np
 
+from keras_inits._sharding import laid_out
 from keras_inits._validation import check_dtype, check_seed, check_shape
 
 __all__ = [
@@ -99,8 +100,13 @@ class BaseInitializer(keras.initializers.Initializer):
     ``DeterministicInitializer``, not this class directly.
     """
 
-    def __call__(self, shape: Any, dtype: Any = None) -> Any:
+    def __call__(self, shape: Any, dtype: Any = None, layout: Any = None) -> Any:
         """Returns a tensor of ``shape`` and float ``dtype`` (default floatx).
+
+        ``layout`` is the sharding Keras passes for a distributed variable (a
+        ``keras.distribution.TensorLayout`` or a JAX sharding): on JAX the value
+        comes back with it, drawn sharded (see ``_sharding``); other backends
+        ignore it. The values do not depend on it.
 
         Raises:
             ValueError: If ``shape`` has a negative dimension or is one this
@@ -111,8 +117,8 @@ class BaseInitializer(keras.initializers.Initializer):
         self._check_shape(shape)
         seed = self._next_seed()
         if 0 in shape:
-            return keras.ops.zeros(shape, dtype=dtype)
-        return self._draw(shape, dtype, seed)
+            return laid_out(lambda: keras.ops.zeros(shape, dtype=dtype), layout, shape, dtype, seed)
+        return laid_out(lambda: self._draw(shape, dtype, seed), layout, shape, dtype, seed)
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
         """Raises ValueError for a kernel shape this class cannot fill; any by default."""

@@ -247,7 +247,55 @@ def _tensorflow(kind: Kind, shape: tuple[int, ...], scale: float, dtype: str, se
     )
 
 
-# JAX: one jitted program per (kind, shape, dtype), chunked outside a trace.
+# JAX: one stream, defined by the counter of each value. Value number i of
+# the row-major order gets the threefry-2x32 hash of the 64-bit counter i under
+# the seed's key (the two output words xor-ed, or joined for 64-bit dtypes),
+# exactly the bits ``jax.random.bits`` gives with threefry_partitionable (the
+# default since JAX 0.5): a pure function of (key, i). So a chunk, a shard and
+# the whole kernel agree value for value, and the same float transform turns
+# the bits into the distribution on every path.
+
+
+def _jax_bits_to_values(kind: str, bits: Any, scale: Any, dtype: str) -> Any:
+    """jax.random's map from raw bits to uniform, normal and truncated normal values."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    finfo = jnp.finfo(dtype)
+    nbits = finfo.bits
+    one = np.array(1.0, dtype).view(f"uint{nbits}")
+    mantissa = jax.lax.shift_right_logical(bits, np.array(nbits - finfo.nmant, bits.dtype))
+    unit = jax.lax.bitcast_convert_type(mantissa | one, dtype) - np.array(1.0, dtype)  # [0, 1)
+
+    def between(low: Any, high: Any) -> Any:
+        return jax.lax.max(low, unit * (high - low) + low)
+
+    if kind == "uniform":
+        return between(-scale, scale)
+    if kind == "normal":
+        low = np.nextafter(np.array(-1.0, dtype), np.array(0.0, dtype))
+        unit_normal = np.array(math.sqrt(2.0), dtype) * jax.lax.erf_inv(
+            between(low, np.array(1.0, dtype))
+        )
+        return unit_normal * scale
+    erf = np.array(_ERF_SQRT2, dtype)
+    values = jax.lax.erf_inv(between(-erf, erf)) * (math.sqrt(2.0) * scale)
+    return jnp.clip(values, -2.0 * scale, 2.0 * scale)
+
+
+def _jax_bits_at(key: Any, high: Any, low: Any, dtype: str) -> Any:
+    """The stream's raw bits at the 64-bit counters (high, low), two uint32 arrays."""
+    import jax
+    import jax.numpy as jnp
+    from jax.extend.random import threefry2x32_p
+
+    first, second = threefry2x32_p.bind(key[0], key[1], high, low)
+    if jnp.finfo(dtype).bits == 64:
+        wide = jnp.uint64
+        joined = jax.lax.shift_left(first.astype(wide), jnp.asarray(32, wide))
+        return joined | second.astype(wide)
+    return first ^ second
 
 
 @functools.cache
@@ -255,14 +303,13 @@ def _jax_program() -> Callable[..., Any]:
     import jax
     import jax.numpy as jnp
 
-    def values_of(kind: str, key: Any, scale: Any, size: int, dtype: str) -> Any:
-        if kind == "uniform":
-            return jax.random.uniform(key, (size,), dtype, -scale, scale)
-        if kind == "normal":
-            return jax.random.normal(key, (size,), dtype) * scale
-        v = jax.random.uniform(key, (size,), dtype, -_ERF_SQRT2, _ERF_SQRT2)
-        values = jax.lax.erf_inv(v) * (math.sqrt(2.0) * scale)
-        return jnp.clip(values, -2.0 * scale, 2.0 * scale)
+    def whole(kind: str, key: Any, scale: Any, shape: tuple[int, ...], dtype: str) -> Any:
+        # The counters as jax.random lays them out for an N-D shape (an iota the
+        # SPMD partitioner can split), so a sharded caller draws only its shard.
+        with jax.threefry_partitionable(True):
+            width = jnp.uint64 if jnp.finfo(dtype).bits == 64 else jnp.uint32
+            bits = jax.random.bits(key, shape, width)
+        return _jax_bits_to_values(kind, bits, scale, dtype)
 
     @functools.partial(jax.jit, static_argnames=("kind", "shape", "dtype", "chunk"))
     def program(
@@ -271,16 +318,29 @@ def _jax_program() -> Callable[..., Any]:
         size = math.prod(shape)
         scale = jnp.asarray(scale, dtype)
         if not chunk or size <= _JAX_CHUNK:
-            return values_of(kind, key, scale, size, dtype).reshape(shape)
-        count = -(-size // _JAX_CHUNK)
+            return whole(kind, key, scale, shape, dtype)
+        # Outside a trace: the same values, _JAX_CHUNK at a time, so the threefry
+        # temporaries of one chunk stay in cache (drawn whole, they are 3x the output).
+        offsets = jax.lax.iota(jnp.uint32, _JAX_CHUNK)
+
+        def piece(high: Any, start_low: Any) -> Any:
+            low = start_low + offsets
+            high = high + (low < start_low).astype(jnp.uint32)  # the carry into the high word
+            bits = _jax_bits_at(key, jnp.broadcast_to(high, low.shape), low, dtype)
+            return _jax_bits_to_values(kind, bits, scale, dtype)
 
         def fill(i: Any, out: Any) -> Any:
-            piece = values_of(kind, jax.random.fold_in(key, i), scale, _JAX_CHUNK, dtype)
-            # The last chunk's start is clamped to size - _JAX_CHUNK: it
-            # overwrites the tail of the one before with fresh draws.
-            return jax.lax.dynamic_update_slice(out, piece, (i * _JAX_CHUNK,))
+            # Chunk i starts at counter i * 2^16: high word i >> 16, low word i << 16.
+            index = i.astype(jnp.uint32)
+            values = piece(index >> 16, index << 16)
+            return jax.lax.dynamic_update_slice(out, values, (i * _JAX_CHUNK,))
 
-        out = jax.lax.fori_loop(0, count, fill, jnp.empty((size,), dtype))
+        full = size // _JAX_CHUNK
+        out = jax.lax.fori_loop(0, full, fill, jnp.empty((size,), dtype))
+        if size % _JAX_CHUNK:  # the tail: the last _JAX_CHUNK counters, overlapping the chunk before
+            start = size - _JAX_CHUNK
+            tail = piece(jnp.uint32(start >> 32), jnp.uint32(start & 0xFFFFFFFF))
+            out = jax.lax.dynamic_update_slice(out, tail, (start,))
         return out.reshape(shape)
 
     return program
