@@ -23,8 +23,8 @@ seed per part from ``split_seed``, never the same seed twice: two
 ``keras.random`` calls given one int seed can be correlated (on JAX a
 normal and a uniform draw then share their random bits).
 
-A random subclass implements ``_draw(shape, dtype, seed)``, a deterministic
-one ``_values(shape)``; each lists its own arguments in ``get_config`` and
+Every subclass implements ``_draw(shape, dtype, seed)`` (a deterministic
+one ignores ``seed``); each lists its own arguments in ``get_config`` and
 may refuse a shape it cannot fill in ``_check_shape``. Everything else
 (validation of shape, dtype and seed, empty shapes, config round trips) is
 here. Nothing in this module imports a particular backend.
@@ -38,7 +38,6 @@ import random as python_random
 from typing import Any, TypeAlias
 
 import keras
-import numpy as np
 
 from keras_inits._sharding import laid_out
 from keras_inits._validation import check_dtype, check_seed, check_shape
@@ -180,16 +179,10 @@ class RandomInitializer(BaseInitializer):
 class DeterministicInitializer(BaseInitializer):
     """Base class of the initializers that draw nothing: no seed, same values every call.
 
-    Subclasses implement ``_values(shape)``, the kernel as a float64 NumPy
-    array, which is cast to the requested dtype once. A constant built in
-    NumPy traces under ``jax.jit`` like any other constant.
+    Subclasses implement ``_draw(shape, dtype, seed)`` with ``keras.ops``
+    (iotas, comparisons), never as a NumPy constant: a traced call then holds
+    no kernel-sized constant and a sharded one builds only its shard.
     """
-
-    def _values(self, shape: tuple[int, ...]) -> np.ndarray:
-        raise NotImplementedError(f"{type(self).__name__} must implement `_values`.")
-
-    def _draw(self, shape: tuple[int, ...], dtype: str, seed: Any) -> Any:
-        return keras.ops.convert_to_tensor(self._values(shape), dtype=dtype)
 
 
 # inspect.signature costs ~90 us, paid by every layer that names us by string.
