@@ -117,7 +117,10 @@ class BaseInitializer(keras.initializers.Initializer):
         seed = self._next_seed()
         if 0 in shape:
             return laid_out(lambda: keras.ops.zeros(shape, dtype=dtype), layout, shape, dtype, seed)
-        return laid_out(lambda: self._draw(shape, dtype, seed), layout, shape, dtype, seed)
+        unseeded = getattr(self, "seed", 0) is None
+        return laid_out(
+            lambda: self._draw(shape, dtype, seed), layout, shape, dtype, seed, unseeded
+        )
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
         """Raises ValueError for a kernel shape this class cannot fill; any by default."""

@@ -337,7 +337,7 @@ def _jax_program() -> Callable[..., Any]:
 
         full = size // _JAX_CHUNK
         out = jax.lax.fori_loop(0, full, fill, jnp.empty((size,), dtype))
-        if size % _JAX_CHUNK:  # the tail: the last _JAX_CHUNK counters, overlapping the chunk before
+        if size % _JAX_CHUNK:  # the tail: the last _JAX_CHUNK counters, overlapping
             start = size - _JAX_CHUNK
             tail = piece(jnp.uint32(start >> 32), jnp.uint32(start & 0xFFFFFFFF))
             out = jax.lax.dynamic_update_slice(out, tail, (start,))

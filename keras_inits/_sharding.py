@@ -22,6 +22,7 @@ they are computed.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -34,12 +35,25 @@ _SHARD_AT_BIRTH_BYTES = 1 << 20
 
 
 def laid_out(
-    make: Callable[[], Any], layout: Any, shape: tuple[int, ...], dtype: str, seed: Any
+    make: Callable[[], Any],
+    layout: Any,
+    shape: tuple[int, ...],
+    dtype: str,
+    seed: Any,
+    unseeded: bool = False,
 ) -> Any:
-    """``make()`` with the sharding ``layout`` (JAX), or ``make()`` unchanged (elsewhere)."""
+    """``make()`` with the sharding ``layout`` (JAX), or ``make()`` unchanged (elsewhere).
+
+    ``unseeded``: the seed was drawn for a ``seed=None`` instance, from Python's
+    ``random``; with several JAX processes that is only safe once Keras has a
+    global seed (see ``_warn_if_processes_may_disagree``).
+    """
     if layout is None or keras.backend.backend() != "jax":
         return make()
     import jax
+
+    if unseeded and jax.process_count() > 1:
+        _warn_if_processes_may_disagree()
 
     sharding = _auto(getattr(layout, "backend_layout", layout))  # TensorLayout, or JAX's own
     stateful = isinstance(seed, keras.random.SeedGenerator)
@@ -50,6 +64,32 @@ def laid_out(
     # device and slice it; in an auto-axes mesh it partitions the draw itself.
     with jax.set_mesh(sharding.mesh):
         return jax.jit(make, out_shardings=sharding)()
+
+
+def _warn_if_processes_may_disagree() -> None:
+    """Warns (once) when seed=None draws may differ from process to process.
+
+    Each process draws a ``seed=None`` instance's seeds from its own Python
+    ``random``. ``keras.distribution.initialize`` and
+    ``keras.utils.set_random_seed`` seed it the same everywhere; a bare
+    ``jax.distributed.initialize`` does not, and each process would then
+    compute its shards of one variable from a different seed, silently.
+    Keras records its global seed; when there is none, this warns.
+    """
+    try:
+        from keras.src.utils.rng_utils import get_random_seed
+    except ImportError:  # a Keras without it: nothing to check against
+        return
+    if get_random_seed() is None:
+        warnings.warn(
+            "keras_inits: seed=None initializers in a multi-process JAX run with no "
+            "Keras global seed: each process draws its own seeds, so the shards of one "
+            "variable may come from different draws. Call keras.utils.set_random_seed(s) "
+            "with the same s on every process (keras.distribution.initialize does it "
+            "for you), or give the initializers int seeds.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
 
 def _itemsize(dtype: str) -> int:

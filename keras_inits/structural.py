@@ -197,7 +197,8 @@ class HadamardIdentity(DeterministicInitializer):
         check_kernel_rank(type(self).__name__, shape, _LAYOUTS["conv"])
 
     def _draw(self, shape: tuple[int, ...], dtype: str, seed: Any) -> Any:
-        return _at_centre_tap(shape, _zero_matrix(*shape[-2:], dtype))
+        n_in, n_out = shape[-2:]
+        return _at_centre_tap(shape, _zero_matrix(n_in, n_out, dtype))
 
 
 def _bilinear_weights(size: int) -> np.ndarray:

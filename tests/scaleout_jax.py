@@ -23,14 +23,14 @@ import os
 import sys
 
 os.environ["KERAS_BACKEND"] = "jax"
-import jax  # noqa: E402
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from jax.sharding import Mesh, NamedSharding  # noqa: E402
-from jax.sharding import PartitionSpec as P  # noqa: E402
+import jax
+import keras
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from keras_inits._base import DeterministicInitializer  # noqa: E402
-from keras_inits._registry import CLASSES, registered_name  # noqa: E402
+from keras_inits._base import DeterministicInitializer
+from keras_inits._registry import CLASSES, registered_name
 
 SEED = 11
 # A kernel of at least 1 MiB (drawn sharded at birth through `layout`) and a small one.

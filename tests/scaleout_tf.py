@@ -21,7 +21,7 @@ import sys
 import tempfile
 
 os.environ["KERAS_BACKEND"] = "tensorflow"
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
