@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -103,3 +104,58 @@ def test_fit_save_and_reload_under_the_scope(tf_report):
     first, last = tf_report["fit_loss"]
     assert last < first
     assert tf_report["reload_max_diff"] == 0.0
+
+
+# ----- JAX, two processes on localhost -----------------------------------------
+def run_two_processes(how):
+    """Both processes' reports (the line each prints after REPORT)."""
+    with socket.socket() as probe:  # a free port for the coordinator
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+    script = os.path.join(HERE, "scaleout_multiprocess.py")
+    processes = [
+        subprocess.Popen(
+            [sys.executable, script, str(i), port, how],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment,
+        )
+        for i in range(2)
+    ]
+    reports = []
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-4000:]
+        line = next(line for line in out.splitlines() if line.startswith("REPORT "))
+        reports.append(json.loads(line.removeprefix("REPORT ")))
+    return reports
+
+
+@pytest.fixture(scope="module")
+def two_processes():
+    if BACKEND != "jax":
+        pytest.skip("runs once per `make test`, from the JAX session (two JAX processes)")
+    return run_two_processes("keras")
+
+
+@pytest.mark.parametrize("how", ["keras_sync", "int_seed", "set_random_seed"])
+def test_two_processes_build_identical_kernels(two_processes, how):
+    first, second = two_processes
+    assert first["devices"] == second["devices"] == 8
+    assert len(first[how]) == 32  # 16 kernels, 16 biases
+    assert first[how] == second[how]
+
+
+def test_two_processes_with_no_seed_anywhere_warn():
+    """A bare jax.distributed.initialize and seed=None: the processes disagree, and we warn."""
+    if BACKEND != "jax":
+        pytest.skip("runs once per `make test`, from the JAX session (two JAX processes)")
+    first, second = run_two_processes("bare")
+    assert first["bare"] != second["bare"]  # what the warning is about
+    assert first["warned"] and second["warned"]
