@@ -159,3 +159,21 @@ def test_two_processes_with_no_seed_anywhere_warn():
     first, second = run_two_processes("bare")
     assert first["bare"] != second["bare"]  # what the warning is about
     assert first["warned"] and second["warned"]
+
+
+def test_distributed_example_runs_and_matches_the_one_device_build():
+    if BACKEND != "jax":
+        pytest.skip("runs once per `make test`, from the JAX session (8 virtual JAX devices)")
+    completed = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "examples", "distributed.py")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])},
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    lines = [line for line in completed.stdout.splitlines() if "kernel" in line]
+    assert len(lines) == 3
+    assert all(line.endswith("identical to the one-device build: True") for line in lines)
+    assert "spec P(None, 'model')" in lines[0] and "shard (256, 256)" in lines[0]
