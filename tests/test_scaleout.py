@@ -8,6 +8,7 @@ ones when KERAS_BACKEND=jax, the TensorFlow one when KERAS_BACKEND=tensorflow.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import socket
@@ -15,7 +16,12 @@ import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
+from helpers import to_numpy
+
+from keras_inits._base import DeterministicInitializer
+from keras_inits._registry import CLASSES
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -177,3 +183,34 @@ def test_distributed_example_runs_and_matches_the_one_device_build():
     assert len(lines) == 3
     assert all(line.endswith("identical to the one-device build: True") for line in lines)
     assert "spec P(None, 'model')" in lines[0] and "shard (256, 256)" in lines[0]
+
+
+# ----- The `layout` argument, in this process, on every backend ----------------
+def fresh(cls, seed=9):
+    return cls() if issubclass(cls, DeterministicInitializer) else cls(seed=seed)
+
+
+def small_kernel(cls):
+    return {"Bilinear": (4, 4, 8, 8), "DeltaOrthogonal": (3, 3, 8, 16)}.get(cls.__name__, (96, 40))
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=[cls.__name__ for cls in CLASSES])
+def test_every_initializer_takes_keras_layout_argument(cls):
+    # Keras passes `layout` only to an initializer whose signature names it.
+    assert "layout" in inspect.signature(fresh(cls)).parameters
+    shape = small_kernel(cls)
+    plain = fresh(cls)(shape)
+    if BACKEND == "jax":
+        import jax
+
+        mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("model",))
+        spec = jax.sharding.PartitionSpec(*(None for _ in shape[:-1]), "model")
+        layout = jax.sharding.NamedSharding(mesh, spec)
+    else:  # ignored: neither tf.distribute nor torch passes one
+        layout = keras.distribution.TensorLayout([*(None for _ in shape[:-1]), "model"])
+    laid_out = fresh(cls)(shape, layout=layout)
+    np.testing.assert_array_equal(to_numpy(laid_out), to_numpy(plain))
+    if BACKEND == "jax":
+        assert laid_out.sharding.is_equivalent_to(layout, len(shape))
+    # The positional form Keras's base class documents keeps working.
+    np.testing.assert_array_equal(to_numpy(fresh(cls)(shape, "float32")), to_numpy(plain))
