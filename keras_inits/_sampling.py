@@ -323,23 +323,25 @@ def _jax_program() -> Callable[..., Any]:
         # temporaries of one chunk stay in cache (drawn whole, they are 3x the output).
         offsets = jax.lax.iota(jnp.uint32, _JAX_CHUNK)
 
-        def piece(high: Any, start_low: Any) -> Any:
+        def piece(high: Any, start_low: Any, carry: bool) -> Any:
             low = start_low + offsets
-            high = high + (low < start_low).astype(jnp.uint32)  # the carry into the high word
+            if carry:  # the low word may wrap: carry into the high word
+                high = high + (low < start_low).astype(jnp.uint32)
             bits = _jax_bits_at(key, jnp.broadcast_to(high, low.shape), low, dtype)
             return _jax_bits_to_values(kind, bits, scale, dtype)
 
         def fill(i: Any, out: Any) -> Any:
-            # Chunk i starts at counter i * 2^16: high word i >> 16, low word i << 16.
+            # Chunk i starts at counter i * 2^16: high word i >> 16, low word
+            # i << 16, whose low 16 bits are 0, so adding offsets never wraps.
             index = i.astype(jnp.uint32)
-            values = piece(index >> 16, index << 16)
+            values = piece(index >> 16, index << 16, carry=False)
             return jax.lax.dynamic_update_slice(out, values, (i * _JAX_CHUNK,))
 
         full = size // _JAX_CHUNK
         out = jax.lax.fori_loop(0, full, fill, jnp.empty((size,), dtype))
         if size % _JAX_CHUNK:  # the tail: the last _JAX_CHUNK counters, overlapping
             start = size - _JAX_CHUNK
-            tail = piece(jnp.uint32(start >> 32), jnp.uint32(start & 0xFFFFFFFF))
+            tail = piece(jnp.uint32(start >> 32), jnp.uint32(start & 0xFFFFFFFF), carry=True)
             out = jax.lax.dynamic_update_slice(out, tail, (start,))
         return out.reshape(shape)
 
