@@ -14,16 +14,18 @@ BENCHMARKS.md for the figures):
   dtype (traced once, for any shape; no XLA, so nothing compiles per
   shape): no ``+ mean`` pass as in Keras's normal, and the graph reuses
   each intermediate's buffer, so the output is the only tensor of its size.
-- JAX: one jitted program per draw, scale and clip fused into it; outside a
-  trace it fills the output in chunks of ``_JAX_CHUNK`` values (each from
-  its own ``fold_in`` key), so the threefry temporaries stay small. Inside
-  an outer trace (``jax.jit`` with a sharding) it draws unchunked, so XLA
-  can shard the draw.
+- JAX: one jitted program per draw, scale and clip fused into it. Value i
+  (row-major) is the threefry hash of counter i, the bits ``jax.random.bits``
+  draws: outside a trace the output is filled ``_JAX_CHUNK`` values at a
+  time (the threefry temporaries stay small); inside an outer trace it is
+  drawn whole in the kernel's N-D shape, so an output sharding passes back
+  through the draw and each device computes only its shard. Both give the
+  same values.
 - torch: in-place draws (``uniform_``, ``erfinv_``, ``mul_``, ``clamp_``)
   into the one output tensor; nothing else output-sized is allocated.
 
-Each path draws its own stream: the same int seed gives the same values on
-one backend and version, not across backends or paths.
+One stream per backend: an int seed gives the same values eagerly and
+traced (``jax.jit``, sharded or not; ``tf.function``), not across backends.
 
 float16 and bfloat16 are drawn in float32 and cast: drawing in 16 bits would
 bias the tails and the inverse CDF. This module must never return a value
