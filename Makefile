@@ -72,6 +72,7 @@ bench: $(STAMP)
 			echo "=== KERAS_BACKEND=$$backend ==="; \
 			KERAS_BACKEND=$$backend $(BIN)/python benchmarks/bench_sampling.py || exit 1; \
 			KERAS_BACKEND=$$backend $(BIN)/python benchmarks/bench_orthogonal.py || exit 1; \
+			KERAS_BACKEND=$$backend $(BIN)/python benchmarks/bench_sharded.py || exit 1; \
 		else \
 			echo "=== $$backend is not installed: skipped ==="; \
 		fi; \

@@ -25,8 +25,8 @@ seed per part from ``split_seed``, never the same seed twice: two
 ``keras.random`` calls given one int seed can be correlated (on JAX a
 normal and a uniform draw then share their random bits).
 
-A random subclass implements ``_draw(shape, dtype, seed)``, a deterministic
-one ``_values(shape)``; each lists its own arguments in ``get_config`` and
+Every subclass implements ``_draw(shape, dtype, seed)`` (a deterministic
+one ignores ``seed``); each lists its own arguments in ``get_config`` and
 may refuse a shape it cannot fill in ``_check_shape``. Everything else
 (validation of shape, dtype and seed, empty shapes, config round trips) is
 here. Nothing in this module imports a particular backend.
@@ -40,9 +40,8 @@ import random as python_random
 from typing import Any, TypeAlias
 
 import keras
-import numpy as np
 
-from keras_inits._sampling import check_fits
+from keras_inits._sharding import laid_out
 from keras_inits._validation import check_dtype, check_seed, check_shape
 
 __all__ = [
@@ -103,8 +102,13 @@ class BaseInitializer(keras.initializers.Initializer):
     ``DeterministicInitializer``, not this class directly.
     """
 
-    def __call__(self, shape: Any, dtype: Any = None) -> Any:
+    def __call__(self, shape: Any, dtype: Any = None, layout: Any = None) -> Any:
         """Returns a tensor of ``shape`` and float ``dtype`` (default floatx).
+
+        ``layout`` is the sharding Keras passes for a distributed variable (a
+        ``keras.distribution.TensorLayout`` or a JAX sharding): on JAX the value
+        comes back with it, drawn sharded (see ``_sharding``); other backends
+        ignore it. The values do not depend on it.
 
         Raises:
             ValueError: If ``shape`` has a negative dimension or is one this
@@ -115,8 +119,11 @@ class BaseInitializer(keras.initializers.Initializer):
         self._check_shape(shape)
         seed = self._next_seed()
         if 0 in shape:
-            return keras.ops.zeros(shape, dtype=dtype)
-        return self._draw(shape, dtype, seed)
+            return laid_out(lambda: keras.ops.zeros(shape, dtype=dtype), layout, shape, dtype, seed)
+        unseeded = getattr(self, "seed", 0) is None
+        return laid_out(
+            lambda: self._draw(shape, dtype, seed), layout, shape, dtype, seed, unseeded
+        )
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
         """Raises ValueError for a kernel shape this class cannot fill; any by default."""
@@ -235,18 +242,10 @@ class RandomInitializer(BaseInitializer):
 class DeterministicInitializer(BaseInitializer):
     """Base class of the initializers that draw nothing: no seed, same values every call.
 
-    Subclasses implement ``_values(shape)``, the kernel as a float64 NumPy
-    array, which is cast to the requested dtype once. A constant built in
-    NumPy traces under ``jax.jit`` like any other constant.
+    Subclasses implement ``_draw(shape, dtype, seed)`` with ``keras.ops``
+    (iotas, comparisons), never as a NumPy constant: a traced call then holds
+    no kernel-sized constant and a sharded one builds only its shard.
     """
-
-    def _values(self, shape: tuple[int, ...]) -> np.ndarray:
-        raise NotImplementedError(f"{type(self).__name__} must implement `_values`.")
-
-    def _draw(self, shape: tuple[int, ...], dtype: str, seed: Any) -> Any:
-        values = self._values(shape)
-        check_fits(values, dtype)  # a huge gain would otherwise cast to inf, silently
-        return keras.ops.convert_to_tensor(values, dtype=dtype)
 
 
 # inspect.signature costs ~90 us, paid by every layer that names us by string.

@@ -14,16 +14,18 @@ BENCHMARKS.md for the figures):
   dtype (traced once, for any shape; no XLA, so nothing compiles per
   shape): no ``+ mean`` pass as in Keras's normal, and the graph reuses
   each intermediate's buffer, so the output is the only tensor of its size.
-- JAX: one jitted program per draw, scale and clip fused into it; outside a
-  trace it fills the output in chunks of ``_JAX_CHUNK`` values (each from
-  its own ``fold_in`` key), so the threefry temporaries stay small. Inside
-  an outer trace (``jax.jit`` with a sharding) it draws unchunked, so XLA
-  can shard the draw.
+- JAX: one jitted program per draw, scale and clip fused into it. Value i
+  (row-major) is the threefry hash of counter i, the bits ``jax.random.bits``
+  draws: outside a trace the output is filled ``_JAX_CHUNK`` values at a
+  time (the threefry temporaries stay small); inside an outer trace it is
+  drawn whole in the kernel's N-D shape, so an output sharding passes back
+  through the draw and each device computes only its shard. Both give the
+  same values.
 - torch: in-place draws (``uniform_``, ``erfinv_``, ``mul_``, ``clamp_``)
   into the one output tensor; nothing else output-sized is allocated.
 
-Each path draws its own stream: the same int seed gives the same values on
-one backend and version, not across backends or paths.
+One stream per backend: an int seed gives the same values eagerly and
+traced (``jax.jit``, sharded or not; ``tf.function``), not across backends.
 
 float16 and bfloat16 are drawn in float32 and cast: drawing in 16 bits would
 bias the tails and the inverse CDF. This module must never return a value
@@ -87,9 +89,8 @@ def _check_range(stddev: float, reach: float, dtype: str) -> None:
         )
 
 
-def check_fits(values: Any, dtype: str) -> None:
-    """Refuses a fixed kernel (float64 NumPy) whose values ``dtype`` cannot hold (inf)."""
-    largest = float(abs(values).max()) if values.size else 0.0
+def check_fits(largest: float, dtype: str) -> None:
+    """Refuses a fixed kernel whose largest magnitude ``dtype`` cannot hold (it would be inf)."""
     if largest > _RANGE[dtype][0]:
         raise ValueError(
             f"`dtype` cannot hold this kernel: its values reach {largest:.6g}, beyond "
@@ -257,7 +258,55 @@ def _tensorflow(kind: Kind, shape: tuple[int, ...], scale: float, dtype: str, se
     )
 
 
-# JAX: one jitted program per (kind, shape, dtype), chunked outside a trace.
+# JAX: one stream, defined by the counter of each value. Value number i of
+# the row-major order gets the threefry-2x32 hash of the 64-bit counter i under
+# the seed's key (the two output words xor-ed, or joined for 64-bit dtypes),
+# exactly the bits ``jax.random.bits`` gives with threefry_partitionable (the
+# default since JAX 0.5): a pure function of (key, i). So a chunk, a shard and
+# the whole kernel agree value for value, and the same float transform turns
+# the bits into the distribution on every path.
+
+
+def _jax_bits_to_values(kind: str, bits: Any, scale: Any, dtype: str) -> Any:
+    """jax.random's map from raw bits to uniform, normal and truncated normal values."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    finfo = jnp.finfo(dtype)
+    nbits = finfo.bits
+    one = np.array(1.0, dtype).view(f"uint{nbits}")
+    mantissa = jax.lax.shift_right_logical(bits, np.array(nbits - finfo.nmant, bits.dtype))
+    unit = jax.lax.bitcast_convert_type(mantissa | one, dtype) - np.array(1.0, dtype)  # [0, 1)
+
+    def between(low: Any, high: Any) -> Any:
+        return jax.lax.max(low, unit * (high - low) + low)
+
+    if kind == "uniform":
+        return between(-scale, scale)
+    if kind == "normal":
+        low = np.nextafter(np.array(-1.0, dtype), np.array(0.0, dtype))
+        unit_normal = np.array(math.sqrt(2.0), dtype) * jax.lax.erf_inv(
+            between(low, np.array(1.0, dtype))
+        )
+        return unit_normal * scale
+    erf = np.array(_ERF_SQRT2, dtype)
+    values = jax.lax.erf_inv(between(-erf, erf)) * (math.sqrt(2.0) * scale)
+    return jnp.clip(values, -2.0 * scale, 2.0 * scale)
+
+
+def _jax_bits_at(key: Any, high: Any, low: Any, dtype: str) -> Any:
+    """The stream's raw bits at the 64-bit counters (high, low), two uint32 arrays."""
+    import jax
+    import jax.numpy as jnp
+    from jax.extend.random import threefry2x32_p
+
+    first, second = threefry2x32_p.bind(key[0], key[1], high, low)
+    if jnp.finfo(dtype).bits == 64:
+        wide = jnp.uint64
+        joined = jax.lax.shift_left(first.astype(wide), jnp.asarray(32, wide))
+        return joined | second.astype(wide)
+    return first ^ second
 
 
 @functools.cache
@@ -265,14 +314,13 @@ def _jax_program() -> Callable[..., Any]:
     import jax
     import jax.numpy as jnp
 
-    def values_of(kind: str, key: Any, scale: Any, size: int, dtype: str) -> Any:
-        if kind == "uniform":
-            return jax.random.uniform(key, (size,), dtype, -scale, scale)
-        if kind == "normal":
-            return jax.random.normal(key, (size,), dtype) * scale
-        v = jax.random.uniform(key, (size,), dtype, -_ERF_SQRT2, _ERF_SQRT2)
-        values = jax.lax.erf_inv(v) * (math.sqrt(2.0) * scale)
-        return jnp.clip(values, -2.0 * scale, 2.0 * scale)
+    def whole(kind: str, key: Any, scale: Any, shape: tuple[int, ...], dtype: str) -> Any:
+        # The counters as jax.random lays them out for an N-D shape (an iota the
+        # SPMD partitioner can split), so a sharded caller draws only its shard.
+        with jax.threefry_partitionable(True):
+            width = jnp.uint64 if jnp.finfo(dtype).bits == 64 else jnp.uint32
+            bits = jax.random.bits(key, shape, width)
+        return _jax_bits_to_values(kind, bits, scale, dtype)
 
     @functools.partial(jax.jit, static_argnames=("kind", "shape", "dtype", "chunk"))
     def program(
@@ -281,16 +329,31 @@ def _jax_program() -> Callable[..., Any]:
         size = math.prod(shape)
         scale = jnp.asarray(scale, dtype)
         if not chunk or size <= _JAX_CHUNK:
-            return values_of(kind, key, scale, size, dtype).reshape(shape)
-        count = -(-size // _JAX_CHUNK)
+            return whole(kind, key, scale, shape, dtype)
+        # Outside a trace: the same values, _JAX_CHUNK at a time, so the threefry
+        # temporaries of one chunk stay in cache (drawn whole, they are 3x the output).
+        offsets = jax.lax.iota(jnp.uint32, _JAX_CHUNK)
+
+        def piece(high: Any, start_low: Any, carry: bool) -> Any:
+            low = start_low + offsets
+            if carry:  # the low word may wrap: carry into the high word
+                high = high + (low < start_low).astype(jnp.uint32)
+            bits = _jax_bits_at(key, jnp.broadcast_to(high, low.shape), low, dtype)
+            return _jax_bits_to_values(kind, bits, scale, dtype)
 
         def fill(i: Any, out: Any) -> Any:
-            piece = values_of(kind, jax.random.fold_in(key, i), scale, _JAX_CHUNK, dtype)
-            # The last chunk's start is clamped to size - _JAX_CHUNK: it
-            # overwrites the tail of the one before with fresh draws.
-            return jax.lax.dynamic_update_slice(out, piece, (i * _JAX_CHUNK,))
+            # Chunk i starts at counter i * 2^16: high word i >> 16, low word
+            # i << 16, whose low 16 bits are 0, so adding offsets never wraps.
+            index = i.astype(jnp.uint32)
+            values = piece(index >> 16, index << 16, carry=False)
+            return jax.lax.dynamic_update_slice(out, values, (i * _JAX_CHUNK,))
 
-        out = jax.lax.fori_loop(0, count, fill, jnp.empty((size,), dtype))
+        full = size // _JAX_CHUNK
+        out = jax.lax.fori_loop(0, full, fill, jnp.empty((size,), dtype))
+        if size % _JAX_CHUNK:  # the tail: the last _JAX_CHUNK counters, overlapping
+            start = size - _JAX_CHUNK
+            tail = piece(jnp.uint32(start >> 32), jnp.uint32(start & 0xFFFFFFFF), carry=True)
+            out = jax.lax.dynamic_update_slice(out, tail, (start,))
         return out.reshape(shape)
 
     return program

@@ -25,6 +25,7 @@ import numpy as np
 
 from keras_inits._base import DeterministicInitializer, RandomInitializer, Seed
 from keras_inits._fans import centre_tap
+from keras_inits._sampling import check_fits
 from keras_inits._validation import (
     check_choice,
     check_kernel_rank,
@@ -42,11 +43,19 @@ _LAYOUTS = {
 }
 
 
-def _at_centre_tap(shape: tuple[int, ...], matrix: np.ndarray) -> np.ndarray:
-    """A float64 kernel of ``shape``: ``matrix`` (last two axes) at the centre tap, 0 elsewhere."""
-    kernel = np.zeros(shape)
-    kernel[centre_tap(shape[:-2])] = matrix
-    return kernel
+def _at_centre_tap(shape: tuple[int, ...], matrix: Any) -> Any:
+    """A kernel of ``shape``: the (in, out) tensor ``matrix`` at the centre tap, 0 elsewhere."""
+    spatial = shape[:-2]
+    if not spatial:
+        return matrix
+    matrix = keras.ops.reshape(matrix, (*(1 for _ in spatial), *shape[-2:]))
+    padding = [(c, k - 1 - c) for c, k in zip(centre_tap(spatial), spatial, strict=True)]
+    return keras.ops.pad(matrix, [*padding, (0, 0), (0, 0)])
+
+
+def _constant(value: float, dtype: str) -> Any:
+    """A scalar of ``dtype`` rounded once from the Python float (as NumPy's float64 cast)."""
+    return keras.ops.convert_to_tensor(value, dtype=dtype)
 
 
 class ConvIdentity(DeterministicInitializer):
@@ -96,45 +105,57 @@ class ConvIdentity(DeterministicInitializer):
     def _check_shape(self, shape: tuple[int, ...]) -> None:
         check_kernel_rank(type(self).__name__, shape, _LAYOUTS[self.layout])
 
-    def _values(self, shape: tuple[int, ...]) -> np.ndarray:
+    def _draw(self, shape: tuple[int, ...], dtype: str, seed: Any) -> Any:
+        # Built with iota and comparisons, not a NumPy constant: a traced call
+        # holds no kernel-sized constant, and a sharded one builds only its shard.
+        check_fits(self.gain, dtype)  # a huge gain would otherwise cast to inf, silently
         channels, outputs = shape[-2:]
         if self.layout == "depthwise":
-            matrix = np.zeros((channels, outputs))
-            matrix[:, 0] = self.gain
+            first = keras.ops.equal(keras.ops.arange(outputs), 0)
+            column = keras.ops.where(first, _constant(self.gain, dtype), _constant(0.0, dtype))
+            matrix = keras.ops.broadcast_to(column, (channels, outputs))
         else:
-            matrix = self.gain * np.eye(channels, outputs)
+            matrix = keras.ops.eye(channels, outputs, dtype=dtype) * _constant(self.gain, dtype)
         return _at_centre_tap(shape, matrix)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "gain": self.gain, "layout": self.layout}
 
 
-def _hadamard_block(rows: int, columns: int, order: int) -> np.ndarray:
-    """The top-left (rows, columns) block of Sylvester's Hadamard matrix H_order.
+def _hadamard_parity(rows: int, columns: int, order: int) -> Any:
+    """Whether entry (i, j) of Sylvester's H_order is -1, for the top-left (rows, columns) block.
 
     H_0 = [1], H_m = [[H_(m-1), H_(m-1)], [H_(m-1), -H_(m-1)]], so
-    H_m[i, j] = (-1)^(number of bits set in both i and j), entries +-1.
+    H_m[i, j] = (-1)^(number of bits set in both i and j): the parity of
+    i AND j, from iotas, so no (rows, columns) constant is ever built.
     """
-    both = np.bitwise_and.outer(np.arange(rows), np.arange(columns))
-    parity = np.zeros_like(both)
-    for bit in range(order):
-        parity ^= (both >> bit) & 1
-    return 1.0 - 2.0 * parity
+    both = keras.ops.bitwise_and(
+        keras.ops.expand_dims(keras.ops.arange(rows, dtype="int32"), 1),
+        keras.ops.expand_dims(keras.ops.arange(columns, dtype="int32"), 0),
+    )
+    parity = keras.ops.bitwise_and(both, 1)
+    for bit in range(1, order):
+        parity = keras.ops.bitwise_xor(
+            parity, keras.ops.bitwise_and(keras.ops.right_shift(both, bit), 1)
+        )
+    return keras.ops.equal(parity, 1)
 
 
-def _zero_matrix(n_in: int, n_out: int) -> np.ndarray:
+def _zero_matrix(n_in: int, n_out: int, dtype: str) -> Any:
     """ZerO's (in, out) matrix: a partial identity, or a scaled Hadamard block when out > in.
 
     Example:
-        >>> _zero_matrix(3, 2).tolist()
+        >>> keras.ops.convert_to_numpy(_zero_matrix(3, 2, "float32")).tolist()
         [[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]
-        >>> (_zero_matrix(2, 3) * 2**0.5).round(12).tolist()  # m = 2, c = 2^(-1/2)
+        >>> (keras.ops.convert_to_numpy(_zero_matrix(2, 3, "float64")) * 2**0.5).round(6).tolist()
         [[1.0, 1.0, 1.0], [1.0, -1.0, 1.0]]
     """
     if n_out <= n_in:
-        return np.eye(n_in, n_out)
+        return keras.ops.eye(n_in, n_out, dtype=dtype)
     order = (n_out - 1).bit_length()  # m = ceil(log2(out))
-    return 2.0 ** (-(order - 1) / 2.0) * _hadamard_block(n_in, n_out, order)
+    c = 2.0 ** (-(order - 1) / 2.0)
+    negative = _hadamard_parity(n_in, n_out, order)
+    return keras.ops.where(negative, _constant(-c, dtype), _constant(c, dtype))
 
 
 class HadamardIdentity(DeterministicInitializer):
@@ -173,8 +194,9 @@ class HadamardIdentity(DeterministicInitializer):
     def _check_shape(self, shape: tuple[int, ...]) -> None:
         check_kernel_rank(type(self).__name__, shape, _LAYOUTS["conv"])
 
-    def _values(self, shape: tuple[int, ...]) -> np.ndarray:
-        return _at_centre_tap(shape, _zero_matrix(*shape[-2:]))
+    def _draw(self, shape: tuple[int, ...], dtype: str, seed: Any) -> Any:
+        n_in, n_out = shape[-2:]
+        return _at_centre_tap(shape, _zero_matrix(n_in, n_out, dtype))
 
 
 def _bilinear_weights(size: int) -> np.ndarray:
@@ -237,13 +259,12 @@ class Bilinear(DeterministicInitializer):
                 shape,
             )
 
-    def _values(self, shape: tuple[int, ...]) -> np.ndarray:
+    def _draw(self, shape: tuple[int, ...], dtype: str, seed: Any) -> Any:
         kh, kw, channels, _ = shape
+        # Only the (kh, kw) taps are a constant; the channel diagonal is an iota compare.
         taps = np.multiply.outer(_bilinear_weights(kh), _bilinear_weights(kw))
-        kernel = np.zeros(shape)
-        for channel in range(channels):
-            kernel[:, :, channel, channel] = taps
-        return kernel
+        taps = keras.ops.convert_to_tensor(taps[:, :, None, None], dtype=dtype)
+        return taps * keras.ops.eye(channels, dtype=dtype)
 
 
 class ICNR(RandomInitializer):

@@ -1,5 +1,7 @@
 """The samplers draw exactly the distribution they name."""
 
+import math
+
 import keras
 import numpy as np
 import pytest
@@ -196,6 +198,44 @@ def test_draws_trace_under_jax_jit(kind):
     assert_matches(values, dist(0.3))
     assert_within_support(kind, values, 0.3)
     np.testing.assert_array_equal(values, to_numpy(jitted()))
+
+
+# One stream: eager draws are chunked, traced ones whole, in the kernel's N-D shape.
+STREAM_SHAPES = [LONG, (300, 700), (3, 5, 64, 129)]
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="jax.jit tracing is JAX's")
+@pytest.mark.parametrize("kind", sorted(SAMPLERS))
+def test_jax_eager_and_traced_draws_are_one_stream(kind):
+    import jax
+    import jax.numpy as jnp
+
+    sampler, _ = SAMPLERS[kind]
+    for shape in STREAM_SHAPES:
+        eager = to_numpy(sampler(shape, 0.3, "float32", seed=8))
+        traced = to_numpy(jax.jit(lambda shape=shape: sampler(shape, 0.3, "float32", seed=8))())
+        np.testing.assert_array_equal(eager, traced)
+        # The bits are jax.random.bits's (threefry_partitionable) at the same key:
+        # value i of every shape is a function of i alone.
+        flat = to_numpy(sampler((math.prod(shape),), 0.3, "float32", seed=8))
+        np.testing.assert_array_equal(eager.reshape(-1), flat)
+    key = jnp.asarray([8, 0], jnp.uint32)
+    if kind == "normal":
+        with jax.threefry_partitionable(True):
+            expected = np.asarray(jax.random.normal(key, LONG))
+        np.testing.assert_array_equal(to_numpy(sampler(LONG, 1.0, "float32", seed=8)), expected)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.function is TensorFlow's")
+@pytest.mark.parametrize("kind", sorted(SAMPLERS))
+def test_tensorflow_eager_and_tf_function_draws_are_one_stream(kind):
+    import tensorflow as tf
+
+    sampler, _ = SAMPLERS[kind]
+    for shape in STREAM_SHAPES:
+        eager = to_numpy(sampler(shape, 0.3, "float32", seed=8))
+        traced = to_numpy(tf.function(lambda shape=shape: sampler(shape, 0.3, "float32", seed=8))())
+        np.testing.assert_array_equal(eager, traced)
 
 
 @pytest.mark.skipif(BACKEND != "jax", reason="jax.jit tracing is JAX's")

@@ -384,19 +384,79 @@ def test_conv_identity_bad_arguments(make, error, message):
     assert_error(make, error, message)
 
 
+# The float64 NumPy construction of keras_inits 0.1 (its `_values`), kept here
+# as the reference: the kernels are now built with keras.ops iotas on device,
+# and must equal this construction cast to the dtype, value for value.
+
+
+def numpy_centre_tap(shape, matrix):
+    kernel = np.zeros(shape)
+    kernel[tuple((k - 1) // 2 for k in shape[:-2])] = matrix
+    return kernel
+
+
+def numpy_conv_identity(shape, gain=1.0, layout="conv"):
+    channels, outputs = shape[-2:]
+    if layout == "depthwise":
+        matrix = np.zeros((channels, outputs))
+        matrix[:, 0] = gain
+    else:
+        matrix = gain * np.eye(channels, outputs)
+    return numpy_centre_tap(shape, matrix)
+
+
+def numpy_hadamard_identity(shape):
+    n_in, n_out = shape[-2:]
+    if n_out <= n_in:
+        return numpy_centre_tap(shape, np.eye(n_in, n_out))
+    order = (n_out - 1).bit_length()
+    both = np.bitwise_and.outer(np.arange(n_in), np.arange(n_out))
+    parity = np.zeros_like(both)
+    for bit in range(order):
+        parity ^= (both >> bit) & 1
+    return numpy_centre_tap(shape, 2.0 ** (-(order - 1) / 2.0) * (1.0 - 2.0 * parity))
+
+
+def numpy_bilinear(shape):
+    def weights(size):
+        factor = (size + 1) // 2
+        return 1.0 - np.abs(np.arange(size) - (size - 1) / 2.0) / factor
+
+    kh, kw, channels, _ = shape
+    kernel = np.zeros(shape)
+    for channel in range(channels):
+        kernel[:, :, channel, channel] = np.multiply.outer(weights(kh), weights(kw))
+    return kernel
+
+
+DETERMINISTIC_CASES = [
+    (ki.ConvIdentity(), numpy_conv_identity, (3, 3, 4, 4)),
+    (ki.ConvIdentity(gain=0.3), lambda s: numpy_conv_identity(s, 0.3), (4, 2, 5, 3, 7)),
+    (ki.ConvIdentity(gain=1.7), lambda s: numpy_conv_identity(s, 1.7), (5, 7)),
+    (
+        ki.ConvIdentity(gain=0.1, layout="depthwise"),
+        lambda s: numpy_conv_identity(s, 0.1, "depthwise"),
+        (4, 4, 5, 3),
+    ),
+    (ki.HadamardIdentity(), numpy_hadamard_identity, (4, 16)),
+    (ki.HadamardIdentity(), numpy_hadamard_identity, (3, 20, 40)),
+    (ki.HadamardIdentity(), numpy_hadamard_identity, (33, 100)),
+    (ki.HadamardIdentity(), numpy_hadamard_identity, (8, 3)),
+    (ki.Bilinear(), numpy_bilinear, (4, 4, 2, 2)),
+    (ki.Bilinear(), numpy_bilinear, (8, 5, 3, 3)),
+]
 # Unit roundoff of each dtype: the largest relative error of one rounding.
 ROUNDOFF = {"float16": 2.0**-11, "bfloat16": 2.0**-8, "float32": 2.0**-24}
 
 
 @pytest.mark.parametrize("dtype", sorted(ROUNDOFF))
-def test_deterministic_kernels_are_correctly_rounded_in_every_float_dtype(dtype):
-    for initializer, shape in [
-        (ki.ConvIdentity(), (3, 3, 4, 4)),
-        (ki.HadamardIdentity(), (4, 16)),
-        (ki.Bilinear(), (4, 4, 2, 2)),
-    ]:
+def test_deterministic_kernels_equal_the_numpy_construction_in_every_float_dtype(dtype):
+    for initializer, reference, shape in DETERMINISTIC_CASES:
         values = initializer(shape, dtype=dtype)
         assert keras.backend.standardize_dtype(values.dtype) == dtype
-        exact = initializer._values(shape)  # the float64 kernel
+        exact = reference(shape)  # the float64 kernel
+        # One rounding of the float64 kernel, exactly as 0.1's NumPy cast did.
+        expected = to_numpy(keras.ops.convert_to_tensor(exact, dtype=dtype))
+        np.testing.assert_array_equal(to_numpy(values), expected)
         np.testing.assert_allclose(to_numpy(values), exact, rtol=ROUNDOFF[dtype], atol=0)
         np.testing.assert_array_equal(to_numpy(initializer(shape, dtype=dtype)), to_numpy(values))
