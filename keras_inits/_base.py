@@ -51,6 +51,7 @@ __all__ = [
     "Seed",
     "StreamSeed",
     "derive_seed",
+    "fresh_seed",
     "split_seed",
 ]
 
@@ -73,6 +74,11 @@ def derive_seed(seed: int, call_index: int) -> int:
     """
     digest = hashlib.blake2b(f"{seed}:{call_index}".encode(), digest_size=8).digest()
     return 1 + int.from_bytes(digest, "little") % _SEED_RANGE
+
+
+def fresh_seed() -> int:
+    """A new sub-seed from Python's ``random``, so ``keras.utils.set_random_seed`` repeats it."""
+    return python_random.randint(1, _SEED_RANGE)
 
 
 def split_seed(seed: Any, count: int) -> tuple[Any, ...]:
@@ -228,7 +234,7 @@ class RandomInitializer(BaseInitializer):
 
     def _next_seed(self) -> Any:
         if self.seed is None:
-            return python_random.randint(1, _SEED_RANGE)
+            return fresh_seed()
         if isinstance(self.seed, keras.random.SeedGenerator):
             return self.seed
         call_index = self._stream.calls

@@ -43,7 +43,15 @@ from typing import Any, Literal
 
 import keras
 
-__all__ = ["TRUNCATED_STD", "check_fits", "normal", "orthogonal", "truncated_normal", "uniform"]
+__all__ = [
+    "TRUNCATED_STD",
+    "check_fits",
+    "normal",
+    "orthogonal",
+    "scaled",
+    "truncated_normal",
+    "uniform",
+]
 
 # Std of a standard normal truncated to [-2, 2]:
 # sqrt(1 - 4 * phi(2) / (Phi(2) - Phi(-2))) = 0.87962566103423978.
@@ -129,6 +137,20 @@ def truncated_normal(shape: tuple[int, ...], stddev: float, dtype: str, seed: An
     _check_range(stddev, 2.0 / TRUNCATED_STD, dtype)
     sigma = stddev / TRUNCATED_STD  # std of the underlying untruncated normal
     return _finish(_draw("truncated_normal", shape, sigma, _draw_dtype(dtype), seed), dtype)
+
+
+def scaled(distribution: str, shape: tuple[int, ...], stddev: float, dtype: str, seed: Any) -> Any:
+    """A draw of std ``stddev`` from a VarianceScaling ``distribution`` (Keras's names).
+
+    "uniform" is U(-sqrt(3) stddev, +sqrt(3) stddev), "untruncated_normal"
+    N(0, stddev^2), and "truncated_normal" the normal cut at 2 s whose std after
+    the cut is ``stddev``.
+    """
+    if distribution == "uniform":
+        return uniform(shape, math.sqrt(3.0) * stddev, dtype, seed)
+    if distribution == "untruncated_normal":
+        return normal(shape, stddev, dtype, seed)
+    return truncated_normal(shape, stddev, dtype, seed)
 
 
 def orthogonal(batch: int, rows: int, cols: int, gain: float, dtype: str, seed: Any) -> Any:

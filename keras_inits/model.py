@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import random as python_random
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -40,14 +39,13 @@ import keras
 import numpy as np
 
 from keras_inits import _sampling
-from keras_inits._base import BaseInitializer, RandomInitializer, derive_seed
+from keras_inits._base import BaseInitializer, RandomInitializer, derive_seed, fresh_seed
 from keras_inits._fans import compute_fans, fan_for_mode
 from keras_inits._validation import check_positive, check_positive_int, check_seed
 from keras_inits.orthogonal import BlockOrthogonal
 
 __all__ = ["LSUVRecord", "WeightChange", "fans", "lsuv", "reinitialize", "torch_defaults"]
 
-_SEED_RANGE = 2**31 - 1
 _GATES = {"LSTMCell": 4, "GRUCell": 3, "SimpleRNNCell": 1}
 
 
@@ -172,7 +170,7 @@ def _layer_weights(layer: Any) -> list[_Weight] | None:
         fan_in, fan_out = _shape(layer.kernel)
         return [_Weight("kernel", "kernel_initializer", fan_in, fan_out)]
     if isinstance(layer, L.EinsumDense):
-        return [_Weight("kernel", "kernel_initializer", *_einsum_fans(layer))]
+        return [_Weight("kernel", "kernel_initializer", *einsum_fans(layer))]
     if isinstance(layer, L.Embedding):
         return [_Weight("embeddings", "embeddings_initializer", 1, _shape(layer.embeddings)[-1])]
     gates = _GATES.get(type(layer).__name__)
@@ -186,7 +184,7 @@ def _layer_weights(layer: Any) -> list[_Weight] | None:
     return None
 
 
-def _einsum_fans(layer: Any) -> tuple[int, int]:
+def einsum_fans(layer: Any) -> tuple[int, int]:
     """EinsumDense: contracted kernel axes give fan_in, output-only axes fan_out."""
     inputs, output = layer.equation.replace("...", "").split("->")
     source, kernel = inputs.split(",")
@@ -393,7 +391,7 @@ def _redrawable(initializer: Any) -> bool:
 def _seeds(seed: Any) -> Callable[[int], Any]:
     """The seed of draw i: hashed from an int, fresh from ``random`` for None."""
     if seed is None:
-        return lambda _: python_random.randint(1, _SEED_RANGE)
+        return lambda _: fresh_seed()
     if isinstance(seed, keras.random.SeedGenerator):
         return lambda _: seed
     return lambda index: derive_seed(seed, index)
@@ -416,11 +414,7 @@ def _redraw(
             f"{type(initializer).__name__}: {distribution} with std sqrt({initializer.scale:g} "
             f"/ {initializer.mode})"
         )
-        if distribution == "uniform":
-            return _sampling.uniform(shape, math.sqrt(3.0) * stddev, dtype, seed), rule
-        if distribution == "untruncated_normal":
-            return _sampling.normal(shape, stddev, dtype, seed), rule
-        return _sampling.truncated_normal(shape, stddev, dtype, seed), rule
+        return _sampling.scaled(distribution, shape, stddev, dtype, seed), rule
     config = initializer.get_config()
     if isinstance(initializer, RandomInitializer) or "seed" in config:
         fresh = type(initializer).from_config({**config, "seed": seed})

@@ -140,12 +140,7 @@ class VarianceScaling(RandomInitializer, keras.initializers.VarianceScaling):
         return math.sqrt(self.scale / fan_for_mode(self.mode, fan_in, fan_out))
 
     def _draw(self, shape: tuple[int, ...], dtype: str, seed: Any) -> Any:
-        stddev = self.stddev(shape)
-        if self.distribution == "uniform":
-            return _sampling.uniform(shape, math.sqrt(3.0) * stddev, dtype, seed)
-        if self.distribution == "untruncated_normal":
-            return _sampling.normal(shape, stddev, dtype, seed)
-        return _sampling.truncated_normal(shape, stddev, dtype, seed)
+        return _sampling.scaled(self.distribution, shape, self.stddev(shape), dtype, seed)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), **self._scheme_config(), **self._axes_config()}

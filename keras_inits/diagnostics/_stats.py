@@ -21,6 +21,7 @@ import keras
 import numpy as np
 
 from keras_inits._fans import compute_fans
+from keras_inits.model import einsum_fans
 
 __all__ = [
     "SATURATION_RULES",
@@ -257,15 +258,6 @@ def _sublayers(layer: Any) -> list[Any]:
     return list(found.values())
 
 
-def _einsum_fans(layer: Any, shape: tuple[int, ...]) -> tuple[int, int]:
-    """An EinsumDense kernel's fans: its axes named in the output are outputs, the rest inputs."""
-    left, output = layer.equation.replace("...", "").split("->")
-    kernel_axes = left.split(",")[1]
-    outputs = [axis for axis, letter in enumerate(kernel_axes) if letter in output]
-    inputs = [axis for axis in range(len(kernel_axes)) if axis not in outputs]
-    return compute_fans(shape, inputs, outputs)
-
-
 def _find_kernels(model: keras.Model) -> list[_Kernel]:
     """Every kernel of ``model``, with its layer, record name and fans; warns what it skips."""
     found: list[_Kernel] = []
@@ -301,7 +293,7 @@ def _find_kernels(model: keras.Model) -> list[_Kernel]:
         for variable in kernels:
             shape = tuple(int(d) for d in variable.shape)
             owner = einsum.get(id(variable))
-            fans = compute_fans(shape) if owner is None else _einsum_fans(owner, shape)
+            fans = compute_fans(shape) if owner is None else einsum_fans(owner)
             name = layer.name if len(kernels) == 1 else variable.path
             found.append(_Kernel(layer, variable, name, shape, fans))
     if skipped:
