@@ -34,8 +34,12 @@ package = os.path.dirname(ki.__file__)
 assert os.path.exists(os.path.join(package, "py.typed")), "py.typed is missing"
 assert metadata.version("keras-inits") == ki.__version__, metadata.version("keras-inits")
 scripts = {e.name: e.value for e in metadata.entry_points(group="console_scripts")}
-assert scripts.get("keras-inits") == "keras_inits.cli:main", scripts
+assert scripts.get("keras-inits") == "keras_inits_cli:main", scripts
 import keras_inits.cli, keras_inits.diagnostics  # every subpackage ships
+import keras_inits_cli  # the console script's launcher, a top-level module
+
+launcher = os.path.abspath(keras_inits_cli.__file__)
+assert os.path.dirname(launcher) == target, launcher
 
 model = keras.Sequential([keras.Input((16,))] + [
     keras.layers.Dense(16, kernel_initializer=name) for name in ki.names()
