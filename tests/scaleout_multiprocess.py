@@ -12,7 +12,9 @@ of seeding a ModelParallel model on the 8-device global mesh:
 
 With HOW=bare the processes start with a bare ``jax.distributed.initialize``
 and build with seed=None and no Keras seed: the case where they can disagree,
-which must warn (``warned``).
+which must warn (``warned``). Through Keras's ``layout`` path (3.15) they
+disagree silently; on Keras 3.14 ``jax.device_put`` refuses the differing
+values, reported as "refused by jax.device_put".
 """
 
 from __future__ import annotations
@@ -67,7 +69,15 @@ def main() -> None:
         jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=2, process_id=process_id)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            report["bare"] = kernels(by_name=True)
+            try:
+                report["bare"] = kernels(by_name=True)
+            except AssertionError as error:
+                # A Keras without the `layout` path (3.14) places the whole value
+                # with jax.device_put, which checks that every process passed
+                # the same one: there the disagreement is an error, not silent.
+                if "is not the same on each process" not in str(error):
+                    raise
+                report["bare"] = "refused by jax.device_put"
         report["warned"] = any("keras_inits: seed=None" in str(w.message) for w in caught)
     else:
         keras.distribution.initialize(f"127.0.0.1:{port}", num_processes=2, process_id=process_id)

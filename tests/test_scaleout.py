@@ -159,12 +159,20 @@ def test_two_processes_build_identical_kernels(two_processes, how):
 
 
 def test_two_processes_with_no_seed_anywhere_warn():
-    """A bare jax.distributed.initialize and seed=None: the processes disagree, and we warn."""
+    """A bare jax.distributed.initialize and seed=None: the processes disagree, and we warn.
+
+    On Keras 3.14, which has no ``layout`` path, the disagreement is loud instead:
+    ``jax.device_put`` refuses values that differ between processes.
+    """
     if BACKEND != "jax":
         pytest.skip("runs once per `make test`, from the JAX session (two JAX processes)")
     first, second = run_two_processes("bare")
-    assert first["bare"] != second["bare"]  # what the warning is about
-    assert first["warned"] and second["warned"]
+    keras_minor = tuple(int(part) for part in keras.__version__.split(".")[:2])
+    if keras_minor >= (3, 15):  # the layout path: each process draws its own shards
+        assert first["bare"] != second["bare"]  # what the warning is about
+        assert first["warned"] and second["warned"]
+    else:  # no layout path: jax.device_put checks the processes agree, and they do not
+        assert first["bare"] == second["bare"] == "refused by jax.device_put"
 
 
 def test_distributed_example_runs_and_matches_the_one_device_build():
