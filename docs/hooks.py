@@ -130,6 +130,8 @@ def _catalogue_table(owner: str) -> str:
 
 def _cli_help() -> str:
     """``keras-inits --help`` and ``keras-inits COMMAND --help``, in code blocks."""
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)  # the checkout's CLI, whatever else is installed
     from keras_inits import cli
 
     parser = cli._parser()
