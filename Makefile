@@ -85,8 +85,8 @@ bench: $(STAMP)
 	done
 
 lint: $(STAMP)
-	$(BIN)/ruff check keras_inits keras_inits_cli.py tests examples benchmarks docs
-	$(BIN)/ruff format --check keras_inits keras_inits_cli.py tests examples benchmarks docs
+	$(BIN)/ruff check keras_inits keras_inits_cli.py tests examples benchmarks docs/*.py
+	$(BIN)/ruff format --check keras_inits keras_inits_cli.py tests examples benchmarks docs/*.py
 	$(BIN)/mypy
 
 clean:

@@ -95,7 +95,8 @@ def _load_catalogue() -> ModuleType:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    """Plain text as a table cell: ``|`` would end the cell, ``*`` start emphasis."""
+    return text.replace("|", "\\|").replace("*", "\\*")
 
 
 def _reference(text: str) -> str:

@@ -34,8 +34,9 @@ def page(name: str) -> str:
 
 
 def blocks(language: str) -> list[tuple[str, int, str]]:
+    """Each page's code blocks; the gallery's pages report experiments tested on their own."""
     found = []
-    for name in PAGES:
+    for name in (n for n in PAGES if not n.startswith("gallery" + os.sep)):
         for index, block in enumerate(re.findall(rf"```{language}\n(.*?)```", page(name), re.S)):
             found.append((name, index, block))
     return found
