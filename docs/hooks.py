@@ -5,6 +5,8 @@
   ``keras-inits list`` prints and the tests hold to the registry).
 - ``<!-- cli-help -->`` becomes the ``--help`` text of ``keras-inits`` and of
   each of its commands, as argparse prints it.
+- Figures kept elsewhere in the repository (``examples/compare.png``) are
+  served from the site under their own path, not copied into docs/.
 - The nav's ``Gallery: []`` section is filled with ``gallery/index.md`` and
   every other ``gallery/*.md`` that exists (the ``keras-inits reproduce``
   pages), the papers in the order the gallery tells them; with no gallery
@@ -36,6 +38,8 @@ GALLERY_ORDER = (
     "sigmoid",
 )
 HELP_COLUMNS = "88"
+# Repository files outside docs/ that pages show, as (path in the repository, path on the site).
+OUTSIDE_FILES = (("examples/compare.png", "assets/compare.png"),)
 
 
 def on_config(config: Any) -> Any:
@@ -54,6 +58,15 @@ def on_config(config: Any) -> Any:
             filled.append(item)
     config["nav"] = filled
     return config
+
+
+def on_files(files: Any, config: Any) -> Any:
+    """Adds the figures of ``OUTSIDE_FILES`` to the site, read from where they live."""
+    from mkdocs.structure.files import File
+
+    for source, site_path in OUTSIDE_FILES:
+        files.append(File.generated(config, site_path, abs_src_path=os.path.join(ROOT, source)))
+    return files
 
 
 def _gallery_pages(folder: str) -> list[str]:

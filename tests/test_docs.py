@@ -8,6 +8,7 @@ checks and the nav hook run under every backend.
 import html
 import importlib.util
 import os
+import pathlib
 import re
 import subprocess
 import sys
@@ -123,6 +124,9 @@ def test_site_builds_strict(tmp_path):
     for command in ("keras-inits --help", "keras-inits list --help", "keras-inits compare --help"):
         assert f"$ {command}" in cli, command
     assert "--batch-size" in cli
+    # A figure kept outside docs/ is served, not copied.
+    figure = pathlib.Path(ROOT, "examples", "compare.png").read_bytes()
+    assert (site / "assets" / "compare.png").read_bytes() == figure
     # Every page on disk is built (the gallery's too, once it exists).
     for name in PAGES:
         path = "index.html" if name == "index.md" else name[: -len(".md")] + "/index.html"
