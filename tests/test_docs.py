@@ -119,6 +119,16 @@ def test_site_builds_strict(tmp_path):
         assert f'href="../api/initializers/#keras_inits.{cls.__name__}"' in catalogue, cls
         assert f'id="keras_inits.{cls.__name__}"' in api, cls.__name__
     assert "<code>glorot_uniform</code>" in catalogue  # Keras's table too
+    # The API reference documents every public name.
+    from keras_inits import diagnostics, model
+
+    pages = ("functions", "model", "diagnostics")
+    reference = api + "".join(built(f"api/{page}") for page in pages)
+    for module in (ki, model, diagnostics):
+        for name in set(module.__all__) - {"__version__"}:
+            home = getattr(getattr(module, name), "__module__", None)  # ki.fans: keras_inits.model
+            paths = {f"{module.__name__}.{name}", f"{home}.{name}"}
+            assert any(f'id="{path}"' in reference for path in paths), paths
     # The command line's help, generated from the parser.
     cli = built("cli")
     for command in ("keras-inits --help", "keras-inits list --help", "keras-inits compare --help"):
