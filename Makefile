@@ -19,12 +19,12 @@ COMPAT_STAMP := $(COMPAT_VENV)/.installed
 # Quieten TensorFlow's C++ start-up logging.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test test-compat dist bench lint clean
+.PHONY: demo test test-compat dist docs bench lint clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,examples]" $(BACKEND_PACKAGES)
+	$(BIN)/python -m pip install --quiet -e ".[dev,examples,docs]" $(BACKEND_PACKAGES)
 	touch $(STAMP)
 
 # The main job: why initialization matters, shown on a deep sigmoid MLP (keras-inits compare).
@@ -50,7 +50,7 @@ $(COMPAT_STAMP): pyproject.toml Makefile
 	rm -rf $(COMPAT_VENV)
 	$(PYTHON) -m venv $(COMPAT_VENV)
 	$(COMPAT_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(COMPAT_VENV)/bin/python -m pip install --quiet -e ".[test]" "keras==$(KERAS_FLOOR)" jax
+	$(COMPAT_VENV)/bin/python -m pip install --quiet -e ".[test,docs]" "keras==$(KERAS_FLOOR)" jax
 	touch $(COMPAT_STAMP)
 
 test-compat: $(COMPAT_STAMP) dist
@@ -63,6 +63,12 @@ dist: $(STAMP)
 	rm -rf dist
 	$(BIN)/python -m build --outdir dist .
 	$(BIN)/twine check --strict dist/*
+
+# The documentation site (mkdocs.yml, docs/) into site/; --strict: any warning (a broken
+# link or reference, a docstring griffe cannot read) fails. Its CLI page imports the
+# package, so Keras: JAX unless KERAS_BACKEND says otherwise (the fastest to import).
+docs: $(STAMP)
+	KERAS_BACKEND=$${KERAS_BACKEND:-jax} NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # One process per benchmark and installed backend; prints the tables BENCHMARKS.md
 # records. Slow (minutes), and never run by pytest.
@@ -79,9 +85,9 @@ bench: $(STAMP)
 	done
 
 lint: $(STAMP)
-	$(BIN)/ruff check keras_inits keras_inits_cli.py tests examples benchmarks
-	$(BIN)/ruff format --check keras_inits keras_inits_cli.py tests examples benchmarks
+	$(BIN)/ruff check keras_inits keras_inits_cli.py tests examples benchmarks docs/*.py
+	$(BIN)/ruff format --check keras_inits keras_inits_cli.py tests examples benchmarks docs/*.py
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) $(COMPAT_VENV) out build dist *.egg-info
+	rm -rf $(VENV) $(COMPAT_VENV) out build dist site *.egg-info

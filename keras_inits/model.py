@@ -938,7 +938,7 @@ def _torch_draw(rule: _Torch, shape: tuple[int, ...], dtype: str, seeds: tuple[A
 def torch_defaults(model: keras.Model, seed: Any = None) -> list[WeightChange]:
     """Re-initializes weights and biases, in place, as PyTorch 2.x's ``reset_parameters`` does.
 
-    For each layer whose PyTorch module is clear (the README has the table):
+    For each layer whose PyTorch module is clear (docs/model-level.md has the table):
 
         Dense ~ nn.Linear, Conv* ~ nn.Conv*d, DepthwiseConv* ~ nn.Conv*d(groups=in),
         Conv*Transpose ~ nn.ConvTranspose*d:

@@ -69,7 +69,7 @@ class BlockOrthogonal(RandomInitializer):
         blocks: The number of equal column blocks, an int >= 1, or None to
             infer it from the shape as above.
         gain: Multiplies every block, a finite number > 0.
-        seed: An int, None or a ``keras.random.SeedGenerator`` (see README).
+        seed: An int, None or a ``keras.random.SeedGenerator`` (see docs/seeds.md).
 
     Raises:
         ValueError: For ``blocks`` < 1 or a ``gain`` that is not finite and
@@ -153,7 +153,7 @@ class DeltaOrthogonal(RandomInitializer):
 
     Args:
         gain: Multiplies Q, a finite number > 0.
-        seed: An int, None or a ``keras.random.SeedGenerator`` (see README).
+        seed: An int, None or a ``keras.random.SeedGenerator`` (see docs/seeds.md).
 
     Raises:
         ValueError: For a ``gain`` that is not finite and > 0; when called,

@@ -21,7 +21,7 @@ class SmallNormal(RandomInitializer):
 
     Args:
         stddev: The standard deviation, a finite number > 0.
-        seed: An int, None or a ``keras.random.SeedGenerator`` (see README).
+        seed: An int, None or a ``keras.random.SeedGenerator`` (see docs/seeds.md).
 
     Raises:
         ValueError: If ``stddev`` is not finite or not > 0.
@@ -54,7 +54,7 @@ class SmallUniform(RandomInitializer):
 
     Args:
         limit: The bound, a finite number > 0.
-        seed: An int, None or a ``keras.random.SeedGenerator`` (see README).
+        seed: An int, None or a ``keras.random.SeedGenerator`` (see docs/seeds.md).
 
     Raises:
         ValueError: If ``limit`` is not finite or not > 0.

@@ -45,7 +45,7 @@ class Sparse(RandomInitializer):
     Args:
         sparsity: The fraction of each column that is zero, in [0, 1).
         stddev: The std of the nonzero weights, a finite number > 0.
-        seed: An int, None or a ``keras.random.SeedGenerator`` (see README).
+        seed: An int, None or a ``keras.random.SeedGenerator`` (see docs/seeds.md).
 
     Raises:
         ValueError: For a ``sparsity`` outside [0, 1) or a ``stddev`` that is

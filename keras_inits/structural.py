@@ -286,7 +286,7 @@ class ICNR(RandomInitializer):
 
     Seeds: where the nested initializer has no seed of its own (a string
     name, or an instance or config with ``seed=None``), ICNR's ``seed`` drives
-    it with the package's policy (see README): call k re-creates it with the
+    it with the package's policy (see docs/seeds.md): call k re-creates it with the
     sub-seed of call k, so an int seed reproduces, None gives fresh values
     every call, a SeedGenerator advances. A nested initializer that has its
     own seed keeps it, and then ICNR's ``seed`` must be None: two seeds for one

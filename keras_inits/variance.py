@@ -91,8 +91,8 @@ class VarianceScaling(RandomInitializer, keras.initializers.VarianceScaling):
         distribution: One of "truncated_normal", "untruncated_normal",
             "uniform", in any case; "normal" means "truncated_normal".
         seed: An int (reproducible), None (fresh values every call), a
-            ``keras.random.SeedGenerator`` or its serialized config; see the
-            README's section on seeds.
+            ``keras.random.SeedGenerator`` or its serialized config; see
+            docs/seeds.md.
         input_axes: Axes of the kernel that count as inputs, or None for the
             Keras layout. Used when ``output_axes`` is given too.
         output_axes: Axes of the kernel that count as outputs, or None.
@@ -174,7 +174,7 @@ class SigmoidNormal(VarianceScaling):
     out ``(*receptive_field, in, out)``.
 
     Args:
-        seed: An int, None or a ``keras.random.SeedGenerator`` (see README).
+        seed: An int, None or a ``keras.random.SeedGenerator`` (see docs/seeds.md).
         input_axes: Input axes of the kernel, or None for the Keras layout.
         output_axes: Output axes of the kernel, or None.
 
@@ -210,7 +210,7 @@ class SigmoidUniform(SigmoidNormal):
     ``(*receptive_field, in, out)``.
 
     Args:
-        seed: An int, None or a ``keras.random.SeedGenerator`` (see README).
+        seed: An int, None or a ``keras.random.SeedGenerator`` (see docs/seeds.md).
         input_axes: Input axes of the kernel, or None for the Keras layout.
         output_axes: Output axes of the kernel, or None.
 
@@ -236,7 +236,7 @@ class XavierNormal(VarianceScaling):
 
     Args:
         gain: Std multiplier, a finite number > 0; see ``calculate_gain``.
-        seed: An int, None or a ``keras.random.SeedGenerator`` (see README).
+        seed: An int, None or a ``keras.random.SeedGenerator`` (see docs/seeds.md).
         input_axes: Input axes of the kernel, or None for the Keras layout.
         output_axes: Output axes of the kernel, or None.
 
@@ -282,7 +282,7 @@ class XavierUniform(XavierNormal):
 
     Args:
         gain: Std multiplier, a finite number > 0; see ``calculate_gain``.
-        seed: An int, None or a ``keras.random.SeedGenerator`` (see README).
+        seed: An int, None or a ``keras.random.SeedGenerator`` (see docs/seeds.md).
         input_axes: Input axes of the kernel, or None for the Keras layout.
         output_axes: Output axes of the kernel, or None.
 
@@ -312,7 +312,7 @@ class KaimingNormal(VarianceScaling):
         mode: "fan_in" (keeps the forward signal) or "fan_out" (keeps the
             backward gradient).
         nonlinearity: A name from ``calculate_gain``'s table.
-        seed: An int, None or a ``keras.random.SeedGenerator`` (see README).
+        seed: An int, None or a ``keras.random.SeedGenerator`` (see docs/seeds.md).
         input_axes: Input axes of the kernel, or None for the Keras layout.
         output_axes: Output axes of the kernel, or None.
 
@@ -374,7 +374,7 @@ class KaimingUniform(KaimingNormal):
             square (|a| < 1.34e154); must be 0 for every other nonlinearity.
         mode: "fan_in" or "fan_out".
         nonlinearity: A name from ``calculate_gain``'s table.
-        seed: An int, None or a ``keras.random.SeedGenerator`` (see README).
+        seed: An int, None or a ``keras.random.SeedGenerator`` (see docs/seeds.md).
         input_axes: Input axes of the kernel, or None for the Keras layout.
         output_axes: Output axes of the kernel, or None.
 
@@ -415,7 +415,7 @@ class ActivationScaled(VarianceScaling):
         mode: One of "fan_in", "fan_out", "fan_avg".
         distribution: One of "truncated_normal", "untruncated_normal",
             "uniform", read as VarianceScaling reads it.
-        seed: An int, None or a ``keras.random.SeedGenerator`` (see README).
+        seed: An int, None or a ``keras.random.SeedGenerator`` (see docs/seeds.md).
         input_axes: Input axes of the kernel, or None for the Keras layout.
         output_axes: Output axes of the kernel, or None.
 

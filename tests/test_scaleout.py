@@ -73,7 +73,7 @@ def test_per_device_memory_of_a_sharded_draw_against_keras(jax_report):
     """Within 1.5x of Keras's HeNormal (Orthogonal for the QR classes), same run.
 
     Sparse draws a mask and its values (two draws and a per-column ranking)
-    and is held to 2x: see the README.
+    and is held to 2x: see docs/devices.md.
     """
     for name, figures in jax_report["memory"].items():
         limit = 2.0 if name == "Sparse" else 1.5
