@@ -375,8 +375,9 @@ def _initializer_name(value: str) -> str:
     base, _ = split_model_level(value)
     try:
         resolve(base, "init")
-    except (ValueError, TypeError) as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+    except (ValueError, TypeError) as error:  # received: the whole value, not its base
+        message = str(error).replace(f"Received: init={base!r}", f"Received: init={value!r}")
+        raise argparse.ArgumentTypeError(message) from None
     return value
 
 

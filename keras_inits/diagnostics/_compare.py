@@ -911,13 +911,23 @@ def check_model(
         want is not None and want != got
         for want, got in zip(expected, x_train.shape[1:], strict=True)
     ):
-        source = "the digits (64 pixels)" if config.data is None else "`data`"
+        source = "the digits (64 pixels each)" if config.data is None else "`data`"
         raise CompareError(
             "model",
-            f"`model` must take the data: its input is (None, {', '.join(map(str, expected))}) "
-            f"but {source} gives x of shape {x_train.shape}. {received}",
+            f"`model` must take the data: its input is (None, {', '.join(map(str, expected))}), "
+            f"but x from {source} has shape {x_train.shape}. {received}",
         )
     loss = None if _compiled(model) else _loss_and_metrics(model, y_train)[0]
+    if isinstance(loss, keras.losses.SparseCategoricalCrossentropy):
+        classes = int(max(y_train.max(), data[1][1].max())) + 1
+        output = tuple(model.outputs[0].shape)
+        if len(model.outputs) != 1 or len(output) != 2 or (output[-1] or 0) < classes:
+            raise CompareError(
+                "model",
+                f"`model` must output one score per class for the integer labels 0..{classes - 1} "
+                f"(shape (None, {classes})), or come compiled with its own loss; its output is "
+                f"{_output_shapes(model)}. {received}",
+            )
     try:
         layer_stats(model, sample_x, sample_y, loss=loss)
     except Exception as error:
@@ -938,6 +948,11 @@ def check_model(
                 f"{identifier!r} failed ({type(error).__name__}: {error}). "
                 f"Received: {argument(index)}={identifier!r}",
             ) from None
+
+
+def _output_shapes(model: keras.Model) -> str:
+    shapes = [tuple(output.shape) for output in model.outputs]
+    return str(shapes[0]) if len(shapes) == 1 else str(shapes)
 
 
 def _user_model(
