@@ -53,6 +53,7 @@ from keras_inits._validation import (
     check_positive,
     check_positive_int,
     check_seed_range,
+    did_you_mean,
 )
 from keras_inits.diagnostics._stats import LayerStats, finite_or_none, format_table, layer_stats
 
@@ -401,18 +402,18 @@ def load_function(spec: Any, argument: str) -> Callable[..., Any]:
     else:
         module = _import(module_name, argument, received)
     if not hasattr(module, attribute):
-        public = sorted(name for name in vars(module) if not name.startswith("_"))
+        hint = did_you_mean(attribute, [name for name in vars(module) if not name.startswith("_")])
         raise CompareError(
             argument,
-            f"`{argument}` names {attribute!r}, which {module_name!r} does not define "
-            f"(it defines {public}). {received}",
+            f"`{argument}` names {attribute!r}, which {module_name!r} does not define.{hint} "
+            f"{received}",
         )
     function = getattr(module, attribute)
     if not callable(function):
         raise CompareError(
             argument,
-            f"`{argument}` must name a function; {attribute!r} in {module_name!r} is "
-            f"a {type(function).__name__}. {received}",
+            f"`{argument}` must name a function; {attribute!r} in {module_name!r} is not "
+            f"callable (type {type(function).__name__}). {received}",
         )
     return function  # type: ignore[no-any-return]
 
