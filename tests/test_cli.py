@@ -300,7 +300,7 @@ def test_list_shows_ours_and_keras_names_with_formulas(capsys):
 def test_readme_cli_errors_are_the_real_messages(capsys, monkeypatch, tmp_path, no_training):
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as file:
         blocks = re.findall(r"```text\n(.*?)```", file.read(), flags=re.DOTALL)
-    block = next(b for b in blocks if b.startswith("keras-inits compare: error:"))
+    block = next(b for b in blocks if "error: argument --json:" in b)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "out").mkdir()
     produced = [
@@ -497,3 +497,14 @@ def test_compare_usage_errors_name_the_flag(capsys, tmp_path, user_module, no_tr
     assert "Traceback" not in error
     expected = "keras-inits compare: error: " + message.replace("{tmp}", str(tmp_path))
     assert error.splitlines()[-1] == expected
+
+
+def test_readme_model_error_is_the_real_message(capsys, monkeypatch, tmp_path, no_training):
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as file:
+        blocks = re.findall(r"```text\n(.*?)```", file.read(), flags=re.DOTALL)
+    block = next(b for b in blocks if "error: argument --model:" in b)
+    (tmp_path / "my_model.py").write_text(USER_MODULE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "my_model", raising=False)
+    error = usage_error(capsys, ["compare", "--model", "my_model:images"])
+    assert block.strip() == error.splitlines()[-1]
