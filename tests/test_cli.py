@@ -384,6 +384,11 @@ def model(initializer):
         keras.layers.Dense(10, name="logits"),
     ])
 
+def compiled(initializer):
+    built = model(initializer)
+    built.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return built
+
 def images(initializer):
     return keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
                              keras.layers.Dense(10, kernel_initializer=initializer)])
@@ -415,20 +420,26 @@ def user_module(tmp_path, monkeypatch):
 
 
 def test_compare_user_model_and_data_end_to_end(capsys, monkeypatch, tmp_path, user_module):
-    args = ["compare", "--epochs", "1", "--model", "./user_12a_cli.py:model"]
-    args += ["--data", f"{user_module}:data", "--init", "he_normal", "--init", "reinitialize"]
+    args = ["compare", "--epochs", "1", "--model", "./user_12a_cli.py:compiled"]
+    args += ["--data", f"{user_module}:data", "--init", "he_normal+reinitialize"]
     assert cli.main([*args, "--json", "user.json"]) == 0
     text = capsys.readouterr().out
-    assert "model ./user_12a_cli.py:model, data user_12a_cli:data" in text
+    assert "model ./user_12a_cli.py:compiled, data user_12a_cli:data" in text
+    # compiled without an accuracy metric: the table shows "-", the JSON null
+    row = next(line for line in text.splitlines() if line.startswith("he_normal+reinitialize  "))
+    assert row.split()[-2:] == ["-", "-"]
     with open(tmp_path / "user.json", encoding="utf-8") as file:
         document = json.load(file)
     config = document["config"]
     assert (config["arch"], config["depth"], config["width"]) == ("model", None, None)
-    assert (config["model"], config["data"]) == ("./user_12a_cli.py:model", "user_12a_cli:data")
-    assert [r["initializer"] for r in document["results"]] == ["he_normal", "reinitialize"]
-    for result in document["results"]:
-        assert [layer["name"] for layer in result["layers"]] == ["mine", "logits"]
-        assert 0.0 <= result["val_accuracy"] <= 1.0 and len(result["loss_curve"]) == 1
+    assert config["model"] == "./user_12a_cli.py:compiled"
+    assert config["data"] == "user_12a_cli:data"
+    [result] = document["results"]
+    assert result["initializer"] == "he_normal+reinitialize"
+    assert [layer["name"] for layer in result["layers"]] == ["mine", "logits"]
+    assert all(layer["grad_norm"] > 0 for layer in result["layers"])
+    assert result["val_accuracy"] is None and len(result["loss_curve"]) == 1
+    assert result["final_loss"] > 0
 
 
 FORM = "'MODULE:FUNCTION' (a module name or a .py file path, a colon, a function name)"
