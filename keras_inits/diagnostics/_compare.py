@@ -104,11 +104,7 @@ _DEFAULT_ACTIVATION = {"mlp": "sigmoid", "cnn": "sigmoid", "rnn": "tanh"}
 _DEFAULT_DEPTH, _DEFAULT_WIDTH = 5, 128
 _RNN_LAYERS = {"lstm": "LSTM", "gru": "GRU", "simple": "SimpleRNN"}
 _GATES = {"lstm": 4, "gru": 3, "simple": 1}  # column blocks of an RNN cell's kernels
-_KERNEL_KIND = {
-    "mlp": "Dense kernel",
-    "cnn": "Conv2D kernel",
-    "rnn": "recurrent layer's input kernel",
-}
+_KERNEL_KIND = {"mlp": "Dense kernel", "cnn": "Conv2D kernel"}  # rnn: "LSTM input kernel", ...
 # ``--init lsuv``: Keras's default glorot_uniform, then ``keras_inits.lsuv`` on
 # the first LSUV_BATCH training samples (Mishkin & Matas 2016).
 LSUV = "lsuv"
@@ -884,7 +880,7 @@ def check_model(
     if config.arch != USER_MODEL:
         input_shape = None if data is None else tuple(data[0][0].shape[1:])
         shapes = hidden_kernel_shapes(config, input_shape)
-        kind = _KERNEL_KIND[str(config.arch)]
+        kind = _KERNEL_KIND.get(str(config.arch), "")
         if config.arch == "rnn":
             kind = f"{_RNN_LAYERS[str(config.cell)]} input kernel"
             check_fills(
