@@ -902,7 +902,7 @@ def check_model(
     if expected is None:
         raise CompareError(
             "model",
-            f"`model` must return a model with one input; its has {len(model.inputs)}. {received}",
+            f"`model` must return a model with one input; it has {len(model.inputs)}. {received}",
         )
     if len(expected) != x_train.ndim - 1 or any(
         want is not None and want != got
@@ -935,7 +935,7 @@ def check_model(
         ) from None
     for index, identifier in enumerate(config.initializers):
         try:
-            _build(config, identifier, data)
+            built = _build(config, identifier, data)
         except CompareError:
             raise
         except Exception as error:
@@ -945,6 +945,12 @@ def check_model(
                 f"{identifier!r} failed ({type(error).__name__}: {error}). "
                 f"Received: {argument(index)}={identifier!r}",
             ) from None
+        if not isinstance(built, keras.Model):
+            raise CompareError(
+                "model",
+                f"`model` must return a keras.Model; given {identifier!r} it returned "
+                f"{_describe(built)}. {received}",
+            )
 
 
 def _output_shapes(model: keras.Model) -> str:
