@@ -1,7 +1,7 @@
 """The ``keras-inits`` command (also ``python -m keras_inits``).
 
     keras-inits list       every initializer name, ours and Keras's, with its math
-    keras-inits compare    train one MLP per initializer and show what each does
+    keras-inits compare    train one network per initializer and show what each does
 
 ``--backend`` picks the Keras backend. Keras fixes its backend when it is
 first imported, and importing this package imports Keras, so when the
@@ -12,8 +12,11 @@ fresh process with ``KERAS_BACKEND`` set before Keras is imported there.
 
 Everything a command line can get wrong is refused before any training:
 unknown names, bad numbers, ``--json``/``--plot`` destinations that cannot
-be written, image formats matplotlib cannot write, and ``--init`` names
-that cannot fill the MLP's Dense kernels. Usage errors exit with status 2
+be written, image formats matplotlib cannot write, ``--init`` names that
+cannot fill the network's hidden kernels (``--recurrent-init``: its
+recurrent kernels), and a ``--model`` or ``--data`` that cannot be imported,
+returns the wrong thing or does not fit (the model is built and tried on a
+few samples first). Usage errors exit with status 2
 and argparse's one-line message naming the flag; a missing optional package
 or a failure while running exits with status 1 and a one-line message. No
 traceback reaches the user. ``--json -`` writes the JSON to standard output
@@ -46,14 +49,18 @@ from keras_inits._validation import (
     check_seed_range,
 )
 from keras_inits.diagnostics._compare import (
+    ARCHS,
+    CELLS,
     DEFAULT_INITIALIZERS,
-    LSUV,
+    USER_MODEL,
     CompareConfig,
+    CompareError,
     RunResult,
-    check_fills,
+    check_model,
     format_results,
-    hidden_kernel_shapes,
+    load_data,
     run_compare,
+    split_model_level,
 )
 from keras_inits.diagnostics._stats import format_stats
 
@@ -101,11 +108,18 @@ def _main(argv: list[str]) -> int:
             epochs=args.epochs,
             batch_size=args.batch_size,
             seed=args.seed,
+            arch=args.arch,
+            cell=args.cell,
+            recurrent_init=args.recurrent_init,
+            model=args.model,
+            data=args.data,
         )
+    except CompareError as error:
+        _flag_error(parser, error)
     except (ValueError, TypeError) as error:
         parser.error(str(error))
-    # Before minutes of training, not after: where the results go, and what
-    # each initializer does with the MLP's kernels.
+    # Before minutes of training, not after: where the results go, the data,
+    # and what each initializer does with the network's kernels.
     if args.json:
         _check_destination(parser, "--json", args.json)
     if args.plot:
@@ -116,13 +130,19 @@ def _main(argv: list[str]) -> int:
         except ValueError as error:
             parser.error(f"argument --plot: {error}")
         _check_destination(parser, "--plot", args.plot)
-    shapes = hidden_kernel_shapes(config)
-    for name in config.initializers:
-        try:
-            check_fills(name, shapes, "init")
-        except ValueError as error:
-            parser.error(f"argument --init: {error}")
-    return _compare(config, args)
+    data = None
+    try:
+        if config.model is not None or config.data is not None:
+            data = load_data(config)  # once: run_compare gets it
+        check_model(config, data, init_argument="init")
+    except CompareError as error:
+        _flag_error(parser, error)
+    return _compare(config, args, data)
+
+
+def _flag_error(parser: argparse.ArgumentParser, error: CompareError) -> None:
+    """A usage error naming the flag of the setting ``error`` is about."""
+    parser.error(f"argument --{error.argument.replace('_', '-')}: {error}")
 
 
 def _check_destination(parser: argparse.ArgumentParser, flag: str, path: str) -> None:
@@ -169,19 +189,22 @@ def _silence_stdout() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
-def _compare(config: CompareConfig, args: argparse.Namespace) -> int:
+def _compare(config: CompareConfig, args: argparse.Namespace, data: Any = None) -> int:
     # With --json -, stdout carries the JSON alone; the text for people goes to stderr.
     out = sys.stderr if args.json == "-" else sys.stdout
+    network, title = _describe_network(config)
     print(
-        f"keras {keras.__version__}, backend {keras.backend.backend()}: "
-        f"{config.depth} hidden {config.activation} layers of {config.width}, "
+        f"keras {keras.__version__}, backend {keras.backend.backend()}: {network}, "
         f"SGD lr {config.lr} momentum {config.momentum}, batch {config.batch_size}, "
         f"{config.epochs} epochs, seed {config.seed}",
         file=out,
         flush=True,
     )
     progress = _Progress(len(config.initializers) * config.epochs, sys.stderr)
-    results = run_compare(config, on_epoch=progress.update)
+    if data is None:
+        results = run_compare(config, on_epoch=progress.update)
+    else:
+        results = run_compare(config, on_epoch=progress.update, data=data)
     progress.close()
     for result in results:
         print(f"\n{result.label}: layer stats at initialization", file=out)
@@ -195,10 +218,35 @@ def _compare(config: CompareConfig, args: argparse.Namespace) -> int:
     if args.plot:
         from keras_inits.diagnostics._plots import plot_results
 
-        title = f"{config.depth} x {config.width} {config.activation} MLP on digits"
         plot_results(results, args.plot, title=f"{title} ({keras.backend.backend()})")
         print(f"wrote {args.plot}", file=out)
     return 0
+
+
+def _describe_network(config: CompareConfig) -> tuple[str, str]:
+    """The header line's words for the network, and the plot's title."""
+    source = "digits" if config.data is None else str(config.data)
+    if config.arch == USER_MODEL:
+        name = config.model if isinstance(config.model, str) else "model"
+        network = f"model {name}"
+        title = f"{name} on {source}"
+    elif config.arch == "cnn":
+        network = (
+            f"{config.depth} hidden {config.activation} 3x3 conv layers of {config.width} channels"
+        )
+        title = f"{config.depth} x {config.width} {config.activation} CNN on {source}"
+    elif config.arch == "rnn":
+        network = (
+            f"{config.depth} hidden {config.cell} layers of {config.width} "
+            f"({config.activation}, recurrent init {config.recurrent_init})"
+        )
+        title = f"{config.depth} x {config.width} {config.cell} RNN on {source}"
+    else:  # mlp: the words it has always had
+        network = f"{config.depth} hidden {config.activation} layers of {config.width}"
+        title = f"{config.depth} x {config.width} {config.activation} MLP on {source}"
+    if config.data is not None:
+        network += f", data {config.data}"
+    return network, title
 
 
 def _write_json(path: str, config: CompareConfig, results: Sequence[RunResult]) -> None:
@@ -237,11 +285,12 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("list", help="every initializer name, with its formula and reference")
     compare = commands.add_parser(
         "compare",
-        help="train one MLP per initializer on the digits data and compare",
+        help="train one network per initializer on the digits data and compare",
         description=(
-            "Builds the same MLP once per initializer, reports its layer stats at "
-            "initialization, trains it with SGD with momentum on scikit-learn's "
-            "bundled digits and reports the loss curve and accuracies."
+            "Builds the same network (an MLP, a CNN, an RNN or your own --model) once "
+            "per initializer, reports its layer stats at initialization, trains it "
+            "with SGD with momentum on scikit-learn's bundled digits (or your --data) "
+            "and reports the loss curve and accuracies."
         ),
     )
     compare.add_argument(
@@ -250,16 +299,47 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME",
         type=_initializer_name,
         help=(
-            "an initializer name, or 'lsuv' (Keras's default, then keras_inits.lsuv), "
-            f"repeatable (default: {' '.join(DEFAULT_INITIALIZERS)})"
+            "an initializer name; 'lsuv' (Keras's default, then keras_inits.lsuv); "
+            "'reinitialize' or NAME+reinitialize (Keras's default or NAME, then "
+            "keras_inits.reinitialize: true fans); repeatable "
+            f"(default: {' '.join(DEFAULT_INITIALIZERS)})"
         ),
     )
     compare.add_argument(
-        "--activation", default="sigmoid", type=_activation, help="hidden activation (sigmoid)"
+        "--arch",
+        choices=ARCHS,
+        help="the network: mlp (Dense), cnn (3x3 Conv2D), rnn (recurrent) (default: mlp)",
     )
-    options: list[tuple[str, str, Callable[[str], Any], Callable[..., Any], float, str]] = [
-        ("--depth", "depth", int, check_positive_int, 5, "hidden layers"),
-        ("--width", "width", int, check_positive_int, 128, "units per layer"),
+    compare.add_argument(
+        "--cell", choices=CELLS, help="the rnn's recurrent layer: LSTM, GRU, SimpleRNN (lstm)"
+    )
+    compare.add_argument(
+        "--recurrent-init",
+        metavar="NAME",
+        type=_recurrent_name,
+        help="the rnn's recurrent kernels' initializer (orthogonal)",
+    )
+    compare.add_argument(
+        "--model",
+        metavar="MODULE:FUNCTION",
+        help=(
+            "your model: FUNCTION(initializer) returns a keras.Model; MODULE is a module "
+            "name (the current directory first) or a path to a .py file"
+        ),
+    )
+    compare.add_argument(
+        "--data",
+        metavar="MODULE:FUNCTION",
+        help="your data: FUNCTION() returns (x, y) or ((x_train, y_train), (x_val, y_val))",
+    )
+    compare.add_argument(
+        "--activation",
+        type=_activation,
+        help="hidden activation (sigmoid; tanh for rnn)",
+    )
+    options: list[tuple[str, str, Callable[[str], Any], Callable[..., Any], Any, str]] = [
+        ("--depth", "depth", int, check_positive_int, None, "hidden layers (5)"),
+        ("--width", "width", int, check_positive_int, None, "units or channels per layer (128)"),
         ("--lr", "lr", float, check_positive, 0.1, "SGD learning rate"),
         ("--momentum", "momentum", float, check_non_negative, 0.9, "SGD momentum"),
         ("--epochs", "epochs", int, check_positive_int, 20, "epochs"),
@@ -271,7 +351,7 @@ def _parser() -> argparse.ArgumentParser:
             flag,
             type=_argument(name, convert, check),
             default=default,
-            help=f"{meaning} ({default})",
+            help=meaning if default is None else f"{meaning} ({default})",
         )
     compare.add_argument("--backend", choices=BACKENDS, help="Keras backend (default: current)")
     compare.add_argument(
@@ -291,10 +371,19 @@ def _version() -> str:
 
 
 def _initializer_name(value: str) -> str:
-    if value == LSUV:  # not an initializer: lsuv runs on the built model
-        return value
+    # lsuv and reinitialize run on the built model: the base must be a name
+    base, _ = split_model_level(value)
     try:
-        resolve(value, "init")
+        resolve(base, "init")
+    except (ValueError, TypeError) as error:  # received: the whole value, not its base
+        message = str(error).replace(f"Received: init={base!r}", f"Received: init={value!r}")
+        raise argparse.ArgumentTypeError(message) from None
+    return value
+
+
+def _recurrent_name(value: str) -> str:
+    try:
+        resolve(value, "recurrent_init")
     except (ValueError, TypeError) as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return value

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 
 import keras_inits
@@ -299,7 +300,7 @@ def test_list_shows_ours_and_keras_names_with_formulas(capsys):
 def test_readme_cli_errors_are_the_real_messages(capsys, monkeypatch, tmp_path, no_training):
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as file:
         blocks = re.findall(r"```text\n(.*?)```", file.read(), flags=re.DOTALL)
-    block = next(b for b in blocks if b.startswith("keras-inits compare: error:"))
+    block = next(b for b in blocks if "error: argument --json:" in b)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "out").mkdir()
     produced = [
@@ -307,3 +308,213 @@ def test_readme_cli_errors_are_the_real_messages(capsys, monkeypatch, tmp_path, 
         for args in (["--init", "bilinear"], ["--json", "out"])
     ]
     assert block.strip().splitlines() == produced
+
+
+def compare_json(capsys, monkeypatch, tmp_path, args):
+    """Runs ``compare`` in this process with ``--json -``; returns the JSON and the text."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main([*TINY, *args, "--json", "-"]) == 0
+    captured = capsys.readouterr()
+    return json.loads(captured.out), captured.err
+
+
+def test_compare_cnn_end_to_end(capsys, monkeypatch, tmp_path):
+    args = ["--arch", "cnn", "--width", "4", "--init", "delta_orthogonal"]
+    document, text = compare_json(capsys, monkeypatch, tmp_path, [*args, "--plot", "cnn.png"])
+    assert "2 hidden sigmoid 3x3 conv layers of 4 channels" in text
+    config = document["config"]
+    assert (config["arch"], config["cell"], config["recurrent_init"]) == ("cnn", None, None)
+    assert [r["initializer"] for r in document["results"]] == ["delta_orthogonal"]
+    for result in document["results"]:
+        layers = {layer["name"]: layer for layer in result["layers"]}
+        assert list(layers) == ["hidden_1", "hidden_2", "output"]
+        assert layers["hidden_1"]["kernel_shape"] == [3, 3, 1, 4]
+        assert layers["hidden_2"]["kernel_shape"] == [3, 3, 4, 4]
+        assert (layers["hidden_2"]["fan_in"], layers["hidden_2"]["fan_out"]) == (36, 36)
+        assert all(layer["grad_norm"] > 0 for layer in layers.values())
+    # delta_orthogonal: the centre tap of hidden_2 is an orthogonal 4x4 matrix (squares
+    # summing to 4), the other 8 taps are zero: E[w^2] = 4 / 144, and |mean| <= 4 / 144.
+    delta = document["results"][0]["layers"][1]["weight_std"]
+    assert np.sqrt(4 / 144 - (4 / 144) ** 2) - 1e-6 <= delta <= np.sqrt(4 / 144) + 1e-6
+    with open(tmp_path / "cnn.png", "rb") as file:
+        assert file.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_rnn_end_to_end(capsys, monkeypatch, tmp_path):
+    args = ["--arch", "rnn", "--width", "8", "--recurrent-init", "block_orthogonal"]
+    args += ["--init", "reinitialize"]
+    document, text = compare_json(capsys, monkeypatch, tmp_path, args)
+    assert "2 hidden lstm layers of 8 (tanh, recurrent init block_orthogonal)" in text
+    config = document["config"]
+    assert (config["arch"], config["cell"], config["activation"]) == ("rnn", "lstm", "tanh")
+    assert config["recurrent_init"] == "block_orthogonal"
+    assert [r["initializer"] for r in document["results"]] == ["reinitialize"]
+    for result in document["results"]:
+        shapes = {layer["name"]: layer["kernel_shape"] for layer in result["layers"]}
+        assert shapes == {
+            "rnn/hidden_1/lstm_cell/kernel": [8, 32],
+            "rnn/hidden_1/lstm_cell/recurrent_kernel": [8, 32],
+            "rnn/hidden_2/lstm_cell/kernel": [8, 32],
+            "rnn/hidden_2/lstm_cell/recurrent_kernel": [8, 32],
+            "output": [8, 10],
+        }
+        assert all(layer["grad_norm"] > 0 for layer in result["layers"])
+        # block_orthogonal: four orthogonal 8x8 blocks, squares summing to 32 over 256
+        # entries (E[w^2] = 1/8) with |mean| <= 1/8; Keras's orthogonal on (8, 32) has
+        # E[w^2] = 1/32, std <= 0.18.
+        for layer in result["layers"]:
+            if layer["name"].endswith("recurrent_kernel"):
+                assert np.sqrt(1 / 8 - 1 / 64) - 1e-6 <= layer["weight_std"] <= np.sqrt(1 / 8)
+    # reinitialize re-draws glorot_uniform with an LSTM's per-gate fans: kernel (8, 4 x 8),
+    # fans (8, 8) per gate, Var = 2 / 16 (Keras's own draw: 2 / 40, see test_compare.py).
+    # 256 uniform draws: the std's standard error is sqrt(0.8 / 256) / 2 = 2.8%; 5 are 14%.
+    redrawn = document["results"][0]["layers"][0]["weight_std"]
+    assert redrawn == pytest.approx(np.sqrt(2 / 16), rel=0.14)
+
+
+USER_MODULE = """
+import keras
+import numpy as np
+
+def model(initializer):
+    return keras.Sequential([
+        keras.Input((64,)),
+        keras.layers.Dense(5, "relu", kernel_initializer=initializer, name="mine"),
+        keras.layers.Dense(10, name="logits"),
+    ])
+
+def compiled(initializer):
+    built = model(initializer)
+    built.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return built
+
+def images(initializer):
+    return keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                             keras.layers.Dense(10, kernel_initializer=initializer)])
+
+def one_score(initializer):
+    return keras.Sequential([keras.Input((64,)), keras.layers.Dense(1)])
+
+def not_a_model(initializer):
+    return [initializer]
+
+def data():
+    rng = np.random.default_rng(1)
+    return rng.normal(size=(50, 64)).astype("float32"), rng.integers(0, 10, 50)
+
+def labels_only():
+    return np.arange(10)
+
+NUMBER = 3
+"""
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    """``user_12a_cli.py`` in the current directory (``tmp_path``), importable by name."""
+    (tmp_path / "user_12a_cli.py").write_text(USER_MODULE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "user_12a_cli", raising=False)
+    return "user_12a_cli"
+
+
+def test_compare_user_model_and_data_end_to_end(capsys, monkeypatch, tmp_path, user_module):
+    args = ["compare", "--epochs", "1", "--model", "./user_12a_cli.py:compiled"]
+    args += ["--data", f"{user_module}:data", "--init", "he_normal+reinitialize"]
+    assert cli.main([*args, "--json", "user.json"]) == 0
+    text = capsys.readouterr().out
+    assert "model ./user_12a_cli.py:compiled, data user_12a_cli:data" in text
+    # compiled without an accuracy metric: the table shows "-", the JSON null
+    row = next(line for line in text.splitlines() if line.startswith("he_normal+reinitialize  "))
+    assert row.split()[-2:] == ["-", "-"]
+    with open(tmp_path / "user.json", encoding="utf-8") as file:
+        document = json.load(file)
+    config = document["config"]
+    assert (config["arch"], config["depth"], config["width"]) == ("model", None, None)
+    assert config["model"] == "./user_12a_cli.py:compiled"
+    assert config["data"] == "user_12a_cli:data"
+    [result] = document["results"]
+    assert result["initializer"] == "he_normal+reinitialize"
+    assert [layer["name"] for layer in result["layers"]] == ["mine", "logits"]
+    assert all(layer["grad_norm"] > 0 for layer in result["layers"])
+    assert result["val_accuracy"] is None and len(result["loss_curve"]) == 1
+    assert result["final_loss"] > 0
+
+
+FORM = "'MODULE:FUNCTION' (a module name or a .py file path, a colon, a function name)"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "user_12a_cli"],
+         f"argument --model: `model` must be {FORM}. Received: model='user_12a_cli'"),
+        (["--model", "no_module_12a:model"],
+         "argument --model: `model` names a module that cannot be found: no module named "
+         "'no_module_12a' in the current directory or on sys.path. "
+         "Received: model='no_module_12a:model'"),
+        (["--model", "user_12a_cli:modle"],
+         "argument --model: `model` names 'modle', which 'user_12a_cli' does not define. "
+         "Did you mean 'model'? Received: model='user_12a_cli:modle'"),
+        (["--model", "user_12a_cli:NUMBER"],
+         "argument --model: `model` must name a function; 'NUMBER' in 'user_12a_cli' is not "
+         "callable (type int). Received: model='user_12a_cli:NUMBER'"),
+        (["--model", "user_12a_cli:not_a_model"],
+         "argument --model: `model` must return a keras.Model; it returned a list of 1. "
+         "Received: model='user_12a_cli:not_a_model'"),
+        (["--model", "user_12a_cli:images"],
+         "argument --model: `model` must take the data: its input is (None, 8, 8, 1), but x "
+         "from the digits (64 pixels each) has shape (1438, 64). "
+         "Received: model='user_12a_cli:images'"),
+        (["--model", "user_12a_cli:one_score"],
+         "argument --model: `model` must output one score per class for the integer labels "
+         "0..9 (shape (None, 10)), or come compiled with its own loss; its output is "
+         "(None, 1). Received: model='user_12a_cli:one_score'"),
+        (["--model", "user_12a_cli:model", "--depth", "3"],
+         "argument --depth: `depth` must be left unset when `model` is given: it applies to "
+         "the built-in architectures ('mlp', 'cnn', 'rnn'). Received: depth=3"),
+        (["--data", "user_12a_cli:labels_only"],
+         "argument --data: `data` must return (x, y) or ((x_train, y_train), (x_val, y_val)); "
+         "it returned an array of shape (10,). Received: data='user_12a_cli:labels_only'"),
+        (["--data", "missing_12a.py:data"],
+         "argument --data: `data` names a file that does not exist: "
+         "'{tmp}/missing_12a.py'. Received: data='missing_12a.py:data'"),
+        (["--cell", "gru"],
+         "argument --cell: `cell` applies only to arch='rnn'. Received: cell='gru' with "
+         "arch='mlp'"),
+        (["--arch", "rnn", "--recurrent-init", "orthogonall"],
+         "argument --recurrent-init: Unknown initializer. Did you mean 'orthogonal'? "
+         "keras_inits.names() lists ours, keras.initializers Keras's. "
+         "Received: recurrent_init='orthogonall'"),
+        (["--arch", "rnn", "--width", "8", "--recurrent-init", "bilinear"],
+         "argument --recurrent-init: `recurrent_init` must fill every hidden LSTM recurrent "
+         "kernel; it cannot fill hidden_1's, shape (8, 32) (ValueError: `shape` must be 4-D, "
+         "(kh, kw, filters, in_channels) for Bilinear. Received: shape=(8, 32)). "
+         "Received: recurrent_init='bilinear'"),
+        (["--arch", "cnn", "--width", "8", "--init", "bilinear"],
+         "argument --init: `init` must fill every hidden Conv2D kernel; it cannot fill "
+         "hidden_1's, shape (3, 3, 1, 8) (ValueError: `shape` must have filters == "
+         "in_channels (bilinear upsampling is per channel) for Bilinear. Received: "
+         "shape=(3, 3, 1, 8)). Received: init='bilinear'"),
+        (["--init", "he_normall+reinitialize"],
+         "argument --init: Unknown initializer. Did you mean 'he_normal'? keras_inits.names() "
+         "lists ours, keras.initializers Keras's. Received: init='he_normall+reinitialize'"),
+    ],
+)  # fmt: skip
+def test_compare_usage_errors_name_the_flag(capsys, tmp_path, user_module, no_training, args,
+                                            message):  # fmt: skip
+    error = usage_error(capsys, ["compare", *args])
+    assert "Traceback" not in error
+    expected = "keras-inits compare: error: " + message.replace("{tmp}", str(tmp_path))
+    assert error.splitlines()[-1] == expected
+
+
+def test_readme_model_error_is_the_real_message(capsys, monkeypatch, tmp_path, no_training):
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as file:
+        blocks = re.findall(r"```text\n(.*?)```", file.read(), flags=re.DOTALL)
+    block = next(b for b in blocks if "error: argument --model:" in b)
+    (tmp_path / "my_model.py").write_text(USER_MODULE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "my_model", raising=False)
+    error = usage_error(capsys, ["compare", "--model", "my_model:images"])
+    assert block.strip() == error.splitlines()[-1]

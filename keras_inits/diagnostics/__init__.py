@@ -2,15 +2,19 @@
 
 ``layer_stats`` gives the numbers (no plotting dependency); ``plot_stats``
 draws them (needs ``keras-inits[plot]``); ``run_compare`` trains the same
-MLP once per initializer on scikit-learn's bundled digits (needs
-``keras-inits[compare]``), the job behind ``keras-inits compare``.
+network (an MLP, a CNN, an RNN or the user's own model) once per
+initializer on scikit-learn's bundled digits (needs ``keras-inits[compare]``)
+or the user's data, the job behind ``keras-inits compare``.
 """
 
 from keras_inits.diagnostics._compare import (
     DEFAULT_INITIALIZERS,
     CompareConfig,
+    CompareError,
     RunResult,
+    build_cnn,
     build_mlp,
+    build_rnn,
     format_results,
     load_digits,
     run_compare,
@@ -20,10 +24,13 @@ from keras_inits.diagnostics._stats import LayerStats, format_stats, layer_stats
 
 __all__ = [
     "CompareConfig",
+    "CompareError",
     "LayerStats",
     "RunResult",
     "DEFAULT_INITIALIZERS",
+    "build_cnn",
     "build_mlp",
+    "build_rnn",
     "format_results",
     "format_stats",
     "layer_stats",
