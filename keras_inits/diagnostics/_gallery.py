@@ -568,18 +568,28 @@ def _sigmoid(quick: bool, seed: int) -> Outcome:
 
 # ---------------------------------------------------------------- zhao2022
 
-_ZERO = "ZerO (hadamard_identity, branch ends zero)"
-_RANDOM = "random (he_normal)"
+# label -> (stem and branch-first kernels, branch-last kernels, output kernel); None: a
+# seeded GlorotUniform output, as build_mlp's.
+_ZHAO_SCHEMES: dict[str, tuple[str, str, str | None]] = {
+    "ZerO (hadamard_identity, branch ends zero)": (
+        "hadamard_identity",
+        "zeros",
+        "hadamard_identity",
+    ),
+    "random (he_normal)": ("he_normal", "he_normal", None),
+    "random, branch ends zero (he_normal, zeros)": ("he_normal", "zeros", None),
+}
 
 
-def _residual_mlp(width: int, blocks: int, zero: bool, seed: int) -> keras.Model:
+def _residual_mlp(
+    width: int, blocks: int, scheme: tuple[str, str, str | None], seed: int
+) -> keras.Model:
     """A stem Dense, ``blocks`` blocks x + W2 relu(W1 x), then a linear output."""
-    stem = "hadamard_identity" if zero else "he_normal"
+    stem, last, output = scheme
+    first = stem
     inputs = keras.Input((64,))
     h = keras.layers.Dense(width, "relu", kernel_initializer=get(stem), name="stem")(inputs)
     for index in range(1, blocks + 1):
-        first = "hadamard_identity" if zero else "he_normal"
-        last = "zeros" if zero else "he_normal"
         branch = keras.layers.Dense(
             width, "relu", kernel_initializer=get(first), name=f"block_{index}_a"
         )(h)
@@ -587,8 +597,8 @@ def _residual_mlp(width: int, blocks: int, zero: bool, seed: int) -> keras.Model
             branch
         )
         h = keras.layers.Add(name=f"block_{index}_add")([h, branch])
-    output = "hadamard_identity" if zero else keras.initializers.GlorotUniform(seed)
-    outputs = keras.layers.Dense(10, kernel_initializer=get(output), name="output")(h)
+    head = keras.initializers.GlorotUniform(seed) if output is None else get(output)
+    outputs = keras.layers.Dense(10, kernel_initializer=head, name="output")(h)
     return keras.Model(inputs, outputs)
 
 
@@ -617,12 +627,12 @@ def _zhao2022(quick: bool, seed: int) -> Outcome:
     x, y, x_val, y_val = _digits(seed)
     results: dict[str, Any] = {}
     initial: dict[str, list[list[np.ndarray]]] = {}
-    for label, zero in ((_ZERO, True), (_RANDOM, False)):
+    for label, scheme in _ZHAO_SCHEMES.items():
         runs = []
         for offset in range(size["seeds"]):
             run_seed = seed + offset
             keras.utils.set_random_seed(run_seed)
-            model = _residual_mlp(size["width"], size["blocks"], zero, run_seed)
+            model = _residual_mlp(size["width"], size["blocks"], scheme, run_seed)
             initial.setdefault(label, []).append([np.array(w) for w in model.get_weights()])
             model.compile(
                 optimizer=keras.optimizers.SGD(size["lr"], momentum=size["momentum"]),
