@@ -528,7 +528,7 @@ def _xiao2018(quick: bool, seed: int) -> Outcome:
 
 def _he2015(quick: bool, seed: int) -> Outcome:
     size = _sizes(
-        quick, {"depth": 10, "width": 16, "epochs": 1}, {"depth": 30, "width": 64, "epochs": 10}
+        quick, {"depth": 8, "width": 16, "epochs": 1}, {"depth": 30, "width": 64, "epochs": 10}
     )
     full = ("glorot_normal", "xavier_normal", "he_normal", "kaiming_normal")
     config = CompareConfig(
@@ -543,7 +543,7 @@ def _he2015(quick: bool, seed: int) -> Outcome:
 
 def _mishkin2016(quick: bool, seed: int) -> Outcome:
     size = _sizes(
-        quick, {"depth": 10, "width": 16, "epochs": 1}, {"depth": 30, "width": 32, "epochs": 10}
+        quick, {"depth": 6, "width": 16, "epochs": 1}, {"depth": 30, "width": 32, "epochs": 10}
     )
     full = ("glorot_uniform", "orthogonal", "lsuv")
     config = CompareConfig(
