@@ -405,7 +405,7 @@ def _experiment_name(value: str) -> str:
 
 
 def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
-    from keras_inits.diagnostics._gallery import format_experiments
+    from keras_inits.diagnostics._gallery import check_extras, format_experiments
 
     parser = args.parser
     if args.list:
@@ -419,9 +419,7 @@ def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
             "Received: name=None"
         )
     _check_folder(parser, "--out", args.out)
-    from keras_inits.diagnostics._plots import check_plot_path
-
-    check_plot_path("figure.png")  # matplotlib missing: exit 1 before the work
+    check_extras()  # scikit-learn or matplotlib missing: exit 1 before the work
     if args.backend and args.backend != keras.backend.backend():
         return _rerun_with_backend(args.backend, argv)
     from keras_inits.diagnostics._gallery import format_summary, run_experiment

@@ -3,7 +3,9 @@
 ``layer_stats`` gives the numbers (no plotting dependency); ``plot_stats``
 draws them (needs ``keras-inits[plot]``); ``run_compare`` trains the same
 MLP once per initializer on scikit-learn's bundled digits (needs
-``keras-inits[compare]``), the job behind ``keras-inits compare``.
+``keras-inits[compare]``), the job behind ``keras-inits compare``;
+``run_experiment`` runs one of the gallery's paper experiments
+(``EXPERIMENTS``), the job behind ``keras-inits reproduce``.
 """
 
 from keras_inits.diagnostics._compare import (
@@ -15,6 +17,7 @@ from keras_inits.diagnostics._compare import (
     load_digits,
     run_compare,
 )
+from keras_inits.diagnostics._gallery import EXPERIMENTS, run_experiment
 from keras_inits.diagnostics._plots import plot_results, plot_stats
 from keras_inits.diagnostics._stats import LayerStats, format_stats, layer_stats
 
@@ -23,6 +26,7 @@ __all__ = [
     "LayerStats",
     "RunResult",
     "DEFAULT_INITIALIZERS",
+    "EXPERIMENTS",
     "build_mlp",
     "format_results",
     "format_stats",
@@ -31,4 +35,5 @@ __all__ = [
     "plot_results",
     "plot_stats",
     "run_compare",
+    "run_experiment",
 ]

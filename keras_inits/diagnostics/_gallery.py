@@ -45,6 +45,7 @@ __all__ = [
     "EXPERIMENTS",
     "Experiment",
     "check_experiment",
+    "check_extras",
     "format_experiments",
     "run_experiment",
 ]
@@ -813,6 +814,18 @@ def check_experiment(name: Any) -> str:
     return name
 
 
+def check_extras() -> Any:
+    """Imports what an experiment needs, scikit-learn and matplotlib; returns matplotlib.figure.
+
+    Raises:
+        MissingExtraError: Naming ``keras-inits[compare]``, if either is missing.
+    """
+    import_optional("sklearn.datasets", "compare", "Loading the digits data")
+    figure_module = import_optional("matplotlib.figure", "compare", "Plotting")
+    import_optional("matplotlib.backends.backend_agg", "compare", "Plotting")
+    return figure_module
+
+
 def format_experiments() -> str:
     """The experiments as a table: name and title."""
     rows = [(name, experiment.title) for name, experiment in sorted(EXPERIMENTS.items())]
@@ -836,15 +849,15 @@ def run_experiment(
 
     Raises:
         ValueError: For an unknown ``name`` or a bad ``seed``.
-        MissingExtraError: If scikit-learn or matplotlib is not installed.
+        MissingExtraError: If scikit-learn or matplotlib is not installed (before
+            any training).
 
     Reference:
         Each experiment's paper: ``EXPERIMENTS[name].reference``.
     """
     experiment = EXPERIMENTS[check_experiment(name)]
     check_seed_range("seed", seed)
-    figure_module = import_optional("matplotlib.figure", "plot", "Plotting")
-    import_optional("matplotlib.backends.backend_agg", "plot", "Plotting")
+    figure_module = check_extras()
     start = time.perf_counter()
     outcome = experiment.run(bool(quick), seed)
     wall = time.perf_counter() - start
