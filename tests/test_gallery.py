@@ -11,6 +11,7 @@ from keras_inits.diagnostics._gallery import (
     DOCUMENT_KEYS,
     EXPERIMENTS,
     check_experiment,
+    plot_experiment,
     run_experiment,
 )
 from tests.helpers import assert_error
@@ -133,6 +134,11 @@ def test_quick_run_writes_figure_and_numbers(name, tmp_path):
         assert json.load(file) == json.loads(json.dumps(document))
     with open(tmp_path / "gallery" / f"{name}.png", "rb") as file:
         assert file.read(8) == PNG_SIGNATURE
+    # The figure can be drawn again from the JSON alone.
+    with open(tmp_path / "gallery" / f"{name}.json", encoding="utf-8") as file:
+        again = plot_experiment(json.load(file), tmp_path / "again.png")
+    with open(again, "rb") as file:
+        assert file.read(8) == PNG_SIGNATURE
     CHECKS[name](document)
 
 
@@ -190,6 +196,11 @@ def test_api_errors():
     names = tuple(sorted(EXPERIMENTS))
     assert_error(
         lambda: check_experiment("saxe"),
+        ValueError,
+        f"`name` must be one of {names}. Did you mean 'saxe2014'? Received: name='saxe'",
+    )
+    assert_error(
+        lambda: plot_experiment({"experiment": "saxe"}, "x.png"),
         ValueError,
         f"`name` must be one of {names}. Did you mean 'saxe2014'? Received: name='saxe'",
     )

@@ -47,6 +47,7 @@ __all__ = [
     "check_experiment",
     "check_extras",
     "format_experiments",
+    "plot_experiment",
     "run_experiment",
 ]
 
@@ -469,7 +470,10 @@ def _plot_saxe2014(document: dict[str, Any], figure: Any) -> None:
         axes[1].plot(range(1, len(curve) + 1), curve, label=f"{label}, depth {depths[-1]}")
     axes[0].axhline(cap + 1, color="grey", linestyle=":", label=f"not reached in {cap}")
     _axes(
-        axes[0], "epochs to reach the loss threshold", "weight layers N", "epochs (median, range)"
+        axes[0],
+        "epochs to reach the loss threshold",
+        "depth (weight layers)",
+        "epochs (median, range)",
     )
     axes[0].set_xscale("log", base=2)
     axes[0].legend(fontsize="small")
@@ -885,7 +889,7 @@ def run_experiment(
     """
     experiment = EXPERIMENTS[check_experiment(name)]
     check_seed_range("seed", seed)
-    figure_module = check_extras()
+    check_extras()
     start = time.perf_counter()
     outcome = experiment.run(bool(quick), seed)
     wall = time.perf_counter() - start
@@ -908,15 +912,32 @@ def run_experiment(
     with open(os.path.join(folder, f"{name}.json"), "w", encoding="utf-8") as file:
         json.dump(document, file, indent=1, allow_nan=False)
         file.write("\n")
+    plot_experiment(document, os.path.join(folder, f"{name}.png"))
+    return document
+
+
+def plot_experiment(document: dict[str, Any], path: str | os.PathLike[str]) -> str:
+    """Draws an experiment's figure from its JSON document (as ``run_experiment`` wrote it).
+
+    Returns:
+        The path written, as a string.
+
+    Raises:
+        ValueError: If the document names no known experiment.
+        MissingExtraError: If matplotlib is not installed.
+    """
+    name = check_experiment(document.get("experiment"))
+    experiment = EXPERIMENTS[name]
+    figure_module = check_extras()
     figure = figure_module.Figure(figsize=(12, 7.5), layout="constrained")
     experiment.plot(document, figure)
     figure.suptitle(
         f"{experiment.title}\n"
-        f"({document['size']} size, seed {seed}, backend {document['backend']})",
+        f"({document['size']} size, seed {document['seed']}, backend {document['backend']})",
         fontsize="medium",
     )
-    figure.savefig(os.path.join(folder, f"{name}.png"), dpi=100)
-    return document
+    figure.savefig(os.fspath(path), dpi=100)
+    return os.fspath(path)
 
 
 def format_summary(document: dict[str, Any]) -> str:
