@@ -2,6 +2,7 @@
 
     keras-inits list       every initializer name, ours and Keras's, with its math
     keras-inits compare    train one network per initializer and show what each does
+    keras-inits reproduce  one paper's experiment on the digits: a figure and its numbers
 
 ``--backend`` picks the Keras backend. Keras fixes its backend when it is
 first imported, and importing this package imports Keras, so when the
@@ -94,6 +95,8 @@ def _main(argv: list[str]) -> int:
     if args.command == "list":
         print(format_catalogue())
         return 0
+    if args.command == "reproduce":
+        return _reproduce(args, argv)
     if args.backend and args.backend != keras.backend.backend():
         return _rerun_with_backend(args.backend, argv)
     parser = args.parser  # compare's own, so usage errors show its usage line
@@ -361,6 +364,7 @@ def _parser() -> argparse.ArgumentParser:
         "--plot", metavar="PATH", help="write a plot of the results (.png, .pdf, .svg, ...)"
     )
     compare.set_defaults(parser=compare)
+    _add_reproduce(commands)
     return parser
 
 
@@ -448,3 +452,101 @@ class _Progress:
         if self._tty:
             self._stream.write("\n")
             self._stream.flush()
+
+
+def _add_reproduce(commands: Any) -> None:
+    reproduce = commands.add_parser(
+        "reproduce",
+        help="run one paper's experiment on the digits data: a figure and a JSON",
+        description=(
+            "Runs one documented experiment that checks a paper's claim on scikit-learn's "
+            "bundled digits, and writes OUT/NAME.png (the figure) and OUT/NAME.json (the "
+            "numbers). --list shows the experiments; docs/gallery/ reports the full runs."
+        ),
+    )
+    reproduce.add_argument(
+        "name", nargs="?", metavar="NAME", type=_experiment_name, help="the experiment to run"
+    )
+    reproduce.add_argument("--list", action="store_true", help="list the experiments and exit")
+    reproduce.add_argument(
+        "--quick", action="store_true", help="the small size (seconds), not the full one (minutes)"
+    )
+    reproduce.add_argument(
+        "--out", metavar="DIR", default="out/reproduce", help="folder to write into (out/reproduce)"
+    )
+    reproduce.add_argument(
+        "--seed",
+        type=_argument("seed", int, check_seed_range),
+        default=0,
+        help="data split, weights and batch order (0)",
+    )
+    reproduce.add_argument("--backend", choices=BACKENDS, help="Keras backend (default: current)")
+    reproduce.set_defaults(parser=reproduce)
+
+
+def _experiment_name(value: str) -> str:
+    from keras_inits.diagnostics._gallery import check_experiment
+
+    try:
+        return check_experiment(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
+    from keras_inits.diagnostics._gallery import check_extras, format_experiments
+
+    parser = args.parser
+    if args.list:
+        if args.name:
+            parser.error(f"argument --list: takes no NAME. Received: name={args.name!r}")
+        print(format_experiments())
+        return 0
+    if args.name is None:
+        parser.error(
+            "argument NAME: an experiment name is required (or --list to see them). "
+            "Received: name=None"
+        )
+    _check_folder(parser, "--out", args.out)
+    check_extras()  # scikit-learn or matplotlib missing: exit 1 before the work
+    if args.backend and args.backend != keras.backend.backend():
+        return _rerun_with_backend(args.backend, argv)
+    from keras_inits.diagnostics._gallery import format_summary, run_experiment
+
+    size = "quick" if args.quick else "full"
+    print(
+        f"keras {keras.__version__}, backend {keras.backend.backend()}: "
+        f"reproduce {args.name} ({size} size, seed {args.seed})",
+        flush=True,
+    )
+    document = run_experiment(args.name, args.out, quick=args.quick, seed=args.seed)
+    print(format_summary(document))
+    print(f"\n{document['wall_s']} s; wrote {os.path.join(args.out, args.name)}.json and .png")
+    return 0
+
+
+def _check_folder(parser: argparse.ArgumentParser, flag: str, path: str) -> None:
+    """A usage error unless ``path`` is a folder this process can create and write in."""
+    name = flag.lstrip("-")
+    received = f"Received: {name}={path!r}"
+    if os.path.exists(path) and not os.path.isdir(path):
+        parser.error(f"argument {flag}: `{name}` must be a folder, not a file. {received}")
+    folder = os.path.abspath(path)
+    while not os.path.exists(folder):  # missing folders are created: find the nearest one
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        parser.error(
+            f"argument {flag}: `{name}` must be a path whose folders can be created; "
+            f"{folder!r} is a file. {received}"
+        )
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, f".keras-inits-{os.getpid()}")
+        with open(probe, "w", encoding="utf-8"):
+            pass
+        os.remove(probe)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        parser.error(
+            f"argument {flag}: `{name}` must be a folder this user can write ({reason}). {received}"
+        )

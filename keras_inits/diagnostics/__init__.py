@@ -4,7 +4,9 @@
 draws them (needs ``keras-inits[plot]``); ``run_compare`` trains the same
 network (an MLP, a CNN, an RNN or the user's own model) once per
 initializer on scikit-learn's bundled digits (needs ``keras-inits[compare]``)
-or the user's data, the job behind ``keras-inits compare``.
+or the user's data, the job behind ``keras-inits compare``;
+``run_experiment`` runs one of the gallery's paper experiments
+(``EXPERIMENTS``), the job behind ``keras-inits reproduce``.
 """
 
 from keras_inits.diagnostics._compare import (
@@ -19,6 +21,7 @@ from keras_inits.diagnostics._compare import (
     load_digits,
     run_compare,
 )
+from keras_inits.diagnostics._gallery import EXPERIMENTS, run_experiment
 from keras_inits.diagnostics._plots import plot_results, plot_stats
 from keras_inits.diagnostics._stats import LayerStats, format_stats, layer_stats
 
@@ -28,6 +31,7 @@ __all__ = [
     "LayerStats",
     "RunResult",
     "DEFAULT_INITIALIZERS",
+    "EXPERIMENTS",
     "build_cnn",
     "build_mlp",
     "build_rnn",
@@ -38,4 +42,5 @@ __all__ = [
     "plot_results",
     "plot_stats",
     "run_compare",
+    "run_experiment",
 ]
