@@ -162,14 +162,7 @@ def _check_destination(parser: argparse.ArgumentParser, flag: str, path: str) ->
     received = f"Received: {name}={path!r}"
     if os.path.isdir(path):
         parser.error(f"argument {flag}: `{name}` must be a file path, not a directory. {received}")
-    folder = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(folder):  # missing folders are created: find the nearest one
-        folder = os.path.dirname(folder)
-    if not os.path.isdir(folder):
-        parser.error(
-            f"argument {flag}: `{name}` must be a path whose folders can be created; "
-            f"{folder!r} is a file. {received}"
-        )
+    _check_folders_creatable(parser, flag, os.path.dirname(os.path.abspath(path)), received)
     existed = os.path.exists(path)
     try:
         parent = os.path.dirname(path)
@@ -183,6 +176,19 @@ def _check_destination(parser: argparse.ArgumentParser, flag: str, path: str) ->
         reason = error.strerror or type(error).__name__
         parser.error(
             f"argument {flag}: `{name}` must be a file this user can write ({reason}). {received}"
+        )
+
+
+def _check_folders_creatable(
+    parser: argparse.ArgumentParser, flag: str, folder: str, received: str
+) -> None:
+    """A usage error if ``folder``'s nearest existing ancestor (or itself) is a file."""
+    while not os.path.exists(folder):  # missing folders are created: find the nearest one
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        parser.error(
+            f"argument {flag}: `{flag.lstrip('-')}` must be a path whose folders can be "
+            f"created; {folder!r} is a file. {received}"
         )
 
 
@@ -531,14 +537,7 @@ def _check_folder(parser: argparse.ArgumentParser, flag: str, path: str) -> None
     received = f"Received: {name}={path!r}"
     if os.path.exists(path) and not os.path.isdir(path):
         parser.error(f"argument {flag}: `{name}` must be a folder, not a file. {received}")
-    folder = os.path.abspath(path)
-    while not os.path.exists(folder):  # missing folders are created: find the nearest one
-        folder = os.path.dirname(folder)
-    if not os.path.isdir(folder):
-        parser.error(
-            f"argument {flag}: `{name}` must be a path whose folders can be created; "
-            f"{folder!r} is a file. {received}"
-        )
+    _check_folders_creatable(parser, flag, os.path.abspath(path), received)
     try:
         os.makedirs(path, exist_ok=True)
         probe = os.path.join(path, f".keras-inits-{os.getpid()}")
