@@ -485,38 +485,50 @@ def _tensorflow_subsets_program(id_dtype: str) -> Callable[..., Any]:
     import tensorflow as tf
 
     scalar = tf.TensorSpec([], tf.int32)
+    first_id = -(2 ** (tf.as_dtype(id_dtype).size * 8 - 1)) + 1
 
     @tf.function(input_signature=[tf.TensorSpec([2], tf.int32), scalar, scalar, scalar])
     def program(pair: Any, rows: Any, cols: Any, picks: Any) -> Any:
-        column = tf.range(cols)
+        column = tf.range(cols)[:, None]
 
-        def draw_round(round_: Any, count: Any, table: Any) -> Any:
-            deficit = picks - count  # (cols,) rows each column still lacks
+        def draw_round(round_: Any, next_id: Any, count: Any, table: Any) -> Any:
+            deficit = picks - count  # (cols, 1): rows each column still lacks
             width = tf.reduce_max(deficit)
-            slot = tf.range(width)[:, None]
+            slot = tf.range(width)[None, :]
+            used = slot < deficit  # a column uses its first `deficit` draws
             seed = tf.random.experimental.stateless_fold_in(pair, round_)
-            drawn = tf.random.stateless_uniform(
-                tf.stack([width, cols]), seed=seed, minval=0, maxval=rows, dtype=tf.int32
+            row = tf.random.stateless_uniform(
+                tf.stack([cols, width]), seed=seed, minval=0, maxval=rows, dtype=tf.int32
             )
-            # A column uses its first `deficit` draws; the rest go to the spare row.
-            row = tf.where(slot < deficit, drawn, rows)
-            index = tf.stack([row, tf.broadcast_to(column, tf.shape(row))], axis=-1)
-            ids = tf.cast(tf.broadcast_to(slot + 1, tf.shape(row)), id_dtype)
-            before = tf.gather_nd(table, index)
-            table = tf.tensor_scatter_nd_update(table, index, ids)
-            # A row new to its column counts once: where it was drawn twice, the
-            # draw whose slot id stayed in the table counts.
-            won = tf.equal(tf.gather_nd(table, index), ids)
-            new = tf.logical_and(tf.logical_and(slot < deficit, tf.equal(before, 0)), won)
-            return round_ + 1, count + tf.reduce_sum(tf.cast(new, tf.int32), axis=0), table
+            row = tf.where(used, row, rows)  # the rest go to the spare row
+            if id_dtype == "int16":  # out of ids: every taken row becomes the oldest
+                table, next_id = tf.cond(
+                    next_id + width > 0,
+                    lambda: (
+                        tf.where(table != 0, tf.constant(first_id - 1, id_dtype), table),
+                        first_id,
+                    ),
+                    lambda: (table, next_id),
+                )
+            ids = tf.cast(tf.broadcast_to(slot + next_id, tf.shape(row)), id_dtype)
+            index = tf.stack([tf.broadcast_to(column, tf.shape(row)), row], axis=-1)
+            table = tf.tensor_scatter_nd_min(table, index, ids)
+            # A row new to its column is one whose id stayed: drawn before, or twice
+            # in this round, only the first draw's id is in the table.
+            new = tf.logical_and(tf.equal(tf.gather(table, row, batch_dims=1), ids), used)
+            count += tf.reduce_sum(tf.cast(new, tf.int32), axis=1, keepdims=True)
+            return round_ + 1, next_id + width, count, table
 
-        table = tf.zeros(tf.stack([rows + 1, cols]), id_dtype)  # + a spare row
-        _, _, table = tf.while_loop(
-            lambda _, count, __: tf.reduce_any(count < picks),
+        # The rounds' slot ids, by column (cols, rows + 1): 0 is free, ids grow from
+        # the most negative, so a scatter-min keeps a row's first draw.
+        table = tf.zeros(tf.stack([cols, rows + 1]), id_dtype)  # + a spare row
+        count = tf.zeros(tf.stack([cols, 1]), tf.int32)
+        _, _, _, table = tf.while_loop(
+            lambda _, __, count, ___: tf.reduce_any(count < picks),
             draw_round,
-            (tf.constant(0), tf.zeros(tf.reshape(cols, [1]), tf.int32), table),
+            (tf.constant(0), tf.constant(first_id), count, table),
         )
-        return tf.not_equal(table[:rows], 0)
+        return tf.transpose(tf.not_equal(table[:, :rows], 0))
 
     return program
 
@@ -582,8 +594,7 @@ def _torch_subsets(rows: int, cols: int, picks: int, seed: Any) -> Any:
     # of one column stay in its own few KB; 0 is free, ids grow from the most
     # negative, so a scatter-min keeps a row's first draw, in this round or before.
     id_dtype = getattr(torch, _id_dtype(picks))
-    table = torch.zeros((cols, rows + 1), dtype=id_dtype, device=device).view(-1)
-    column = torch.arange(cols, device=device)[:, None]
+    table = torch.zeros((cols, rows + 1), dtype=id_dtype, device=device)
     count = torch.zeros((cols, 1), dtype=torch.int64, device=device)
     next_id = torch.iinfo(id_dtype).min + 1
     while True:
@@ -592,22 +603,23 @@ def _torch_subsets(rows: int, cols: int, picks: int, seed: Any) -> Any:
         if width == 0:
             break
         slot = torch.arange(width, device=device)
-        used = slot < deficit  # a column uses its first `deficit` draws
         row = torch.randint(0, rows, (cols, width), generator=generator, device=device)
-        row.masked_fill_(~used, rows)  # the rest go to the spare row
+        used = None if next_id == torch.iinfo(id_dtype).min + 1 else slot < deficit
+        if used is not None:  # a column uses its first `deficit` draws
+            row.masked_fill_(~used, rows)  # the rest go to the spare row
         if next_id + width > 0:  # out of ids: every taken row becomes the oldest
             table.masked_fill_(table != 0, torch.iinfo(id_dtype).min)
             next_id = torch.iinfo(id_dtype).min + 1
         ids = (slot + next_id).to(id_dtype).expand(cols, width)
         next_id += width
-        flat = row + column * (rows + 1)
-        table.scatter_reduce_(0, flat.view(-1), ids.reshape(-1), "amin")
+        table.scatter_reduce_(1, row, ids, "amin")
         # A row new to its column is one whose id stayed: drawn before, or twice
         # in this round, only the first draw's id is in the table.
-        new = (table.take(flat) == ids) & used
+        new = table.gather(1, row) == ids
+        if used is not None:
+            new &= used
         count += new.sum(1, keepdim=True)
-        # The mask in the kernel's layout (rows, cols): every draw sets its row.
-        mask.view(-1).index_put_(((row * cols).add_(column).view(-1),), torch.tensor(True))
+        mask.scatter_(0, row.T, True)  # the mask in the kernel's layout (rows, cols)
     return mask[:rows]
 
 
