@@ -439,11 +439,11 @@ def column_subsets(rows: int, cols: int, count: int, seed: Any) -> Any:
     """
     picks = min(count, rows - count)
     invert = picks != count
-    if picks == 0 or cols == 0:
-        return keras.ops.full((rows, cols), invert, dtype="bool")
     fast = _SUBSETS.get(keras.backend.backend())
     mask = None
-    if fast is not None and _is_fast_seed(seed):
+    if picks == 0 or cols == 0:
+        mask = keras.ops.zeros((rows, cols), dtype="bool")
+    elif fast is not None and _is_fast_seed(seed):
         mask = fast(rows, cols, picks, seed)
     if mask is None:
         mask = _portable_subsets(rows, cols, picks, seed)
@@ -501,7 +501,7 @@ def _tensorflow_subsets_program(id_dtype: str) -> Callable[..., Any]:
                 tf.stack([cols, width]), seed=seed, minval=0, maxval=rows, dtype=tf.int32
             )
             row = tf.where(used, row, rows)  # the rest go to the spare row
-            if id_dtype == "int16":  # out of ids: every taken row becomes the oldest
+            if id_dtype != "int32":  # out of ids: every taken row becomes the oldest
                 table, next_id = tf.cond(
                     next_id + width > 0,
                     lambda: (
