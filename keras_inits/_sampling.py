@@ -46,11 +46,14 @@ import keras
 __all__ = [
     "TRUNCATED_STD",
     "check_fits",
+    "column_subsets",
+    "fused",
     "normal",
     "orthogonal",
     "scaled",
     "truncated_normal",
     "uniform",
+    "zero_where",
 ]
 
 # Std of a standard normal truncated to [-2, 2]:
@@ -104,6 +107,27 @@ def check_fits(largest: float, dtype: str) -> None:
             f"`dtype` cannot hold this kernel: its values reach {largest:.6g}, beyond "
             f"its largest value {_RANGE[dtype][0]:.6g}. Received: dtype={dtype!r}"
         )
+
+
+def fused(build: Callable[..., Any], *static: Any) -> Any:
+    """``build(*static)`` for a kernel built from iotas (no draw), as one program on JAX.
+
+    ``static`` must be hashable (shape, dtype, Python numbers, strings). On JAX
+    the ops run as one jitted program per (build, static), so XLA fuses the
+    iotas and comparisons into the output: one output-sized buffer, where op
+    by op each intermediate was one (and inside an outer trace it inlines, so
+    a sharded call still builds only its shard). Elsewhere ``build`` runs as is.
+    """
+    if keras.backend.backend() == "jax":
+        return _jax_fused(build, len(static))(*static)
+    return build(*static)
+
+
+@functools.cache
+def _jax_fused(build: Callable[..., Any], count: int) -> Callable[..., Any]:
+    import jax
+
+    return jax.jit(build, static_argnums=tuple(range(count)))
 
 
 def _draw_dtype(dtype: str) -> str:
@@ -170,7 +194,9 @@ def orthogonal(batch: int, rows: int, cols: int, gain: float, dtype: str, seed: 
     draw_dtype = _draw_dtype(dtype)
     gaussian = keras.random.normal((batch, tall, narrow), dtype=draw_dtype, seed=seed)
     q, r = keras.ops.qr(gaussian, mode="reduced")
+    del gaussian  # the QR held its input, Q and R (3 matrices): keep only Q from here
     diagonal = keras.ops.diagonal(r, axis1=-2, axis2=-1)  # (batch, narrow)
+    del r
     # gain joins after the cast, so float64 keeps it to full precision.
     signs = keras.ops.cast(keras.ops.where(diagonal < 0, -1.0, 1.0), draw_dtype) * gain
     q = q * keras.ops.expand_dims(signs, axis=-2)
