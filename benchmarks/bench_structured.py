@@ -7,7 +7,8 @@ Run one backend per process (``make bench`` runs each installed one):
 For BlockOrthogonal, DeltaOrthogonal, Sparse, ConvIdentity, HadamardIdentity,
 ICNR and Bilinear, each on a float32 kernel of 16.8 M values (4096 x 4096;
 Bilinear, which needs a 4-D (kh, kw, channels, channels) kernel, on
-(4, 4, 1024, 1024): the 4 x 4 taps of 2x upsampling): median milliseconds,
+(4, 4, 1024, 1024): the 4 x 4 taps of 2x upsampling; HadamardIdentity also
+on (2048, 8192), where out > in makes it a Hadamard block): median milliseconds,
 the ratio to ``keras.random.uniform`` of the same shape measured in the same
 rounds (sides alternated, see ``_harness.time_alternated``) and the peak
 memory of one call as a multiple of the output (a fresh process per
@@ -58,6 +59,7 @@ CASES: list[tuple[str, str, dict[str, Any]]] = [
     ("Sparse (sparsity 0.9)", "Sparse", {"sparsity": 0.9, "seed": 0}),
     ("ConvIdentity", "ConvIdentity", {}),
     ("HadamardIdentity", "HadamardIdentity", {}),
+    ("HadamardIdentity (out > in)", "HadamardIdentity", {}),
     ("ICNR", "ICNR", {"seed": 0}),
     ("Bilinear", "Bilinear", {}),
 ]
@@ -88,11 +90,13 @@ def machine() -> str:
     return f"{os.cpu_count()} cores; Python {platform.python_version()}, " + ", ".join(versions)
 
 
-def shape_of(name: str, size: int) -> tuple[int, ...]:
-    """4096 x 4096, or for Bilinear (4, 4, c, c) with the same number of values."""
-    if name == "Bilinear":
+def shape_of(label: str, size: int) -> tuple[int, ...]:
+    """4096 x 4096; for Bilinear (4, 4, c, c), for out > in (2048, 8192): as many values."""
+    if label == "Bilinear":
         channels = size // 4
         return (4, 4, channels, channels)
+    if label.endswith("(out > in)"):  # HadamardIdentity's Hadamard block, not its identity
+        return (size // 2, size * 2)
     return (size, size)
 
 
@@ -104,14 +108,14 @@ import keras, keras_inits
 
 
 def small_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
-    return (4, 4, 16, 16) if len(shape) == 4 else (64, 64)
+    return (4, 4, 16, 16) if len(shape) == 4 else (64, 64 * shape[1] // shape[0])
 
 
 def bench(size: int, repeats: int, with_memory: bool) -> tuple[list[list[str]], list[Check]]:
     rows: list[list[str]] = []
     checks: list[Check] = []
     for label, name, arguments in CASES:
-        shape = shape_of(name, size)
+        shape = shape_of(label, size)
         init = getattr(keras_inits, name)(**arguments)
 
         def uniform(shape: tuple[int, ...] = shape) -> Any:

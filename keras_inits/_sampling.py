@@ -486,6 +486,10 @@ def zero_where(mask: Any, values: Any) -> Any:
     backend = keras.backend.backend()
     if backend == "torch":
         return values.masked_fill_(mask, 0)
+    if backend == "tensorflow":  # a scalar 0, broadcast inside the kernel
+        import tensorflow as tf
+
+        return tf.where(mask, tf.zeros([], values.dtype), values)
     if backend == "jax":
         import jax
 
@@ -513,20 +517,23 @@ def _tensorflow_subsets_program(id_dtype: str) -> Callable[..., Any]:
     scalar = tf.TensorSpec([], tf.int32)
     first_id = -(2 ** (tf.as_dtype(id_dtype).size * 8 - 1)) + 1
 
-    @tf.function(input_signature=[tf.TensorSpec([2], tf.int32), scalar, scalar, scalar])
+    @tf.function(
+        input_signature=[tf.TensorSpec([2], tf.int32), scalar, scalar, scalar], autograph=False
+    )
     def program(pair: Any, rows: Any, cols: Any, picks: Any) -> Any:
         column = tf.range(cols)[:, None]
 
-        def draw_round(round_: Any, next_id: Any, count: Any, table: Any) -> Any:
+        def draw_round(round_: Any, next_id: Any, count: Any, table: Any, first: Any) -> Any:
             deficit = picks - count  # (cols, 1): rows each column still lacks
             width = tf.reduce_max(deficit)
             slot = tf.range(width)[None, :]
-            used = slot < deficit  # a column uses its first `deficit` draws
             seed = tf.random.experimental.stateless_fold_in(pair, round_)
             row = tf.random.stateless_uniform(
                 tf.stack([cols, width]), seed=seed, minval=0, maxval=rows, dtype=tf.int32
             )
-            row = tf.where(used, row, rows)  # the rest go to the spare row
+            # A column uses its first `deficit` draws; the rest repeat its first
+            # draw of round 0, which holds the oldest id and so never counts again.
+            row = tf.where(slot < deficit, row, first)
             if id_dtype != "int32":  # out of ids: every taken row becomes the oldest
                 table, next_id = tf.cond(
                     next_id + width > 0,
@@ -541,20 +548,22 @@ def _tensorflow_subsets_program(id_dtype: str) -> Callable[..., Any]:
             table = tf.tensor_scatter_nd_min(table, index, ids)
             # A row new to its column is one whose id stayed: drawn before, or twice
             # in this round, only the first draw's id is in the table.
-            new = tf.logical_and(tf.equal(tf.gather(table, row, batch_dims=1), ids), used)
+            new = tf.equal(tf.gather(table, row, batch_dims=1), ids)
             count += tf.reduce_sum(tf.cast(new, tf.int32), axis=1, keepdims=True)
-            return round_ + 1, next_id + width, count, table
+            first = tf.cond(round_ == 0, lambda: tf.reshape(row[:, 0], [-1, 1]), lambda: first)
+            return round_ + 1, next_id + width, count, table, first
 
-        # The rounds' slot ids, by column (cols, rows + 1): 0 is free, ids grow from
-        # the most negative, so a scatter-min keeps a row's first draw.
-        table = tf.zeros(tf.stack([cols, rows + 1]), id_dtype)  # + a spare row
+        # The rounds' slot ids, by column (cols, rows): 0 is free, ids grow from the
+        # most negative, so a scatter-min keeps a row's first draw.
+        table = tf.zeros(tf.stack([cols, rows]), id_dtype)
         count = tf.zeros(tf.stack([cols, 1]), tf.int32)
-        _, _, _, table = tf.while_loop(
-            lambda _, __, count, ___: tf.reduce_any(count < picks),
+        first = tf.zeros(tf.stack([cols, 1]), tf.int32)  # set in round 0, used after
+        _, _, _, table, _ = tf.while_loop(
+            lambda _, __, count, ___, ____: tf.reduce_any(count < picks),
             draw_round,
-            (tf.constant(0), tf.constant(first_id), count, table),
+            (tf.constant(0), tf.constant(first_id), count, table, first),
         )
-        return tf.transpose(tf.not_equal(table[:, :rows], 0))
+        return tf.transpose(tf.not_equal(table, 0))
 
     return program
 
