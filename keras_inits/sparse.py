@@ -42,7 +42,9 @@ class Sparse(RandomInitializer):
     mask does not depend on ``dtype``: float16 and float32 draws from the
     same seed zero the same entries. (In float16 a nonzero value below
     6e-8, i.e. |N(0, 1)| < 6e-6 at stddev 0.01, rounds to 0 as well: about
-    5 in 10^6 entries.)
+    5 in 10^6 entries. TensorFlow's and torch's float32 normal samplers also
+    return an exact 0.0 about once in 10^7 values; the mask is exact, such a
+    value reads as one more zero.)
 
     Args:
         sparsity: The fraction of each column that is zero, in [0, 1).
