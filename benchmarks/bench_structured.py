@@ -111,10 +111,14 @@ def small_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     return (4, 4, 16, 16) if len(shape) == 4 else (64, 64 * shape[1] // shape[0])
 
 
-def bench(size: int, repeats: int, with_memory: bool) -> tuple[list[list[str]], list[Check]]:
+def bench(
+    size: int, repeats: int, with_memory: bool, skip: tuple[str, ...] = ()
+) -> tuple[list[list[str]], list[Check]]:
     rows: list[list[str]] = []
     checks: list[Check] = []
     for label, name, arguments in CASES:
+        if name in skip:
+            continue
         shape = shape_of(label, size)
         init = getattr(keras_inits, name)(**arguments)
 
@@ -181,12 +185,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7, help="timed rounds (median)")
     parser.add_argument("--size", type=int, default=4096, help="kernel side (a smoke test: 64)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
+    parser.add_argument("--skip", default="", help="class names to leave out, comma-separated")
     args = parser.parse_args()
 
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
     print(f"backend {BACKEND}: {machine()}", file=sys.stderr, flush=True)
-    rows, checks = bench(args.size, args.repeats, not args.no_memory)
+    skip = tuple(name for name in args.skip.split(",") if name)
+    rows, checks = bench(args.size, args.repeats, not args.no_memory, skip)
     load_after = os.getloadavg()[0]
     print(f"\n## {BACKEND} (structured)\n")
     print(f"Machine: {machine()}. Load average {load_before:.1f} before, {load_after:.1f} after.")
