@@ -46,11 +46,14 @@ import keras
 __all__ = [
     "TRUNCATED_STD",
     "check_fits",
+    "column_subsets",
+    "fused",
     "normal",
     "orthogonal",
     "scaled",
     "truncated_normal",
     "uniform",
+    "zero_where",
 ]
 
 # Std of a standard normal truncated to [-2, 2]:
@@ -104,6 +107,27 @@ def check_fits(largest: float, dtype: str) -> None:
             f"`dtype` cannot hold this kernel: its values reach {largest:.6g}, beyond "
             f"its largest value {_RANGE[dtype][0]:.6g}. Received: dtype={dtype!r}"
         )
+
+
+def fused(build: Callable[..., Any], *static: Any) -> Any:
+    """``build(*static)`` for a kernel built from iotas (no draw), as one program on JAX.
+
+    ``static`` must be hashable (shape, dtype, Python numbers, strings). On JAX
+    the ops run as one jitted program per (build, static), so XLA fuses the
+    iotas and comparisons into the output: one output-sized buffer, where op
+    by op each intermediate was one (and inside an outer trace it inlines, so
+    a sharded call still builds only its shard). Elsewhere ``build`` runs as is.
+    """
+    if keras.backend.backend() == "jax":
+        return _jax_fused(build, len(static))(*static)
+    return build(*static)
+
+
+@functools.cache
+def _jax_fused(build: Callable[..., Any], count: int) -> Callable[..., Any]:
+    import jax
+
+    return jax.jit(build, static_argnums=tuple(range(count)))
 
 
 def _draw_dtype(dtype: str) -> str:
@@ -170,7 +194,9 @@ def orthogonal(batch: int, rows: int, cols: int, gain: float, dtype: str, seed: 
     draw_dtype = _draw_dtype(dtype)
     gaussian = keras.random.normal((batch, tall, narrow), dtype=draw_dtype, seed=seed)
     q, r = keras.ops.qr(gaussian, mode="reduced")
+    del gaussian  # the QR held its input, Q and R (3 matrices): keep only Q from here
     diagonal = keras.ops.diagonal(r, axis1=-2, axis2=-1)  # (batch, narrow)
+    del r
     # gain joins after the cast, so float64 keeps it to full precision.
     signs = keras.ops.cast(keras.ops.where(diagonal < 0, -1.0, 1.0), draw_dtype) * gain
     q = q * keras.ops.expand_dims(signs, axis=-2)
@@ -415,3 +441,225 @@ def _torch(kind: Kind, shape: tuple[int, ...], scale: float, dtype: str, seed: A
 
 
 _FAST: dict[str, Callable[..., Any]] = {"tensorflow": _tensorflow, "jax": _jax, "torch": _torch}
+
+
+# Column subsets: Sparse's mask. A (rows, cols) bool mask with exactly `count`
+# True entries in each column, which ones uniformly at random and independently
+# per column, without sorting anything. The smaller of the two sets is picked
+# (at most rows / 2 positions a column) and the mask inverted if need be. Both
+# methods pick uniformly random rows until the column holds that many distinct
+# ones, which gives every subset of that size the same chance (the rows are
+# exchangeable); each row is drawn as a 32-bit integer reduced modulo the
+# range, as the backends' own randint does (a bias below rows / 2^32).
+
+
+def column_subsets(rows: int, cols: int, count: int, seed: Any) -> Any:
+    """A bool (rows, cols) mask: ``count`` True entries per column, uniformly placed.
+
+    Work and memory grow with min(count, rows - count) * cols, not with a sort
+    of every column: TensorFlow and torch draw rows in rounds, each round as
+    many per column as it still lacks (duplicates are dropped; a column never
+    gets more than it needs), JAX runs Floyd's algorithm (for j = rows - m,
+    ..., rows - 1: t uniform in [0, j]; take t, or j if t is taken) in one
+    compiled loop. The mask is a pure function of the seed on each backend.
+    """
+    picks = min(count, rows - count)
+    invert = picks != count
+    fast = _SUBSETS.get(keras.backend.backend())
+    mask = None
+    if picks == 0 or cols == 0:
+        mask = keras.ops.zeros((rows, cols), dtype="bool")
+    elif fast is not None and _is_fast_seed(seed):
+        mask = fast(rows, cols, picks, seed)
+    if mask is None:
+        mask = _portable_subsets(rows, cols, picks, seed)
+    return keras.ops.logical_not(mask) if invert else mask
+
+
+def zero_where(mask: Any, values: Any) -> Any:
+    """``values`` with 0 where ``mask`` is True, in place where the backend allows.
+
+    ``values`` must be a tensor the caller owns and will not use again (a
+    fresh draw): torch fills it in place and JAX donates its buffer, so no
+    second output-sized tensor is allocated.
+    """
+    backend = keras.backend.backend()
+    if backend == "torch":
+        return values.masked_fill_(mask, 0)
+    if backend == "tensorflow":  # a scalar 0, broadcast inside the kernel
+        import tensorflow as tf
+
+        return tf.where(mask, tf.zeros([], values.dtype), values)
+    if backend == "jax":
+        import jax
+
+        if not isinstance(values, jax.core.Tracer):
+            return _jax_zero_where()(values, mask)
+    return keras.ops.where(mask, keras.ops.zeros((), dtype=values.dtype), values)
+
+
+def _portable_subsets(rows: int, cols: int, picks: int, seed: Any) -> Any:
+    # The rank of each entry in its column under uniform noise (a full sort).
+    noise = keras.random.uniform((rows, cols), dtype="float32", seed=seed)
+    rank = keras.ops.argsort(keras.ops.argsort(noise, axis=0), axis=0)
+    return keras.ops.less(rank, picks)
+
+
+def _id_dtype(picks: int) -> str:
+    """The narrowest int for a table of the slot ids of one round, 0 meaning free."""
+    return "int16" if picks < 2**14 else "int32"
+
+
+@functools.cache
+def _tensorflow_subsets_program(id_dtype: str) -> Callable[..., Any]:
+    import tensorflow as tf
+
+    scalar = tf.TensorSpec([], tf.int32)
+    first_id = -(2 ** (tf.as_dtype(id_dtype).size * 8 - 1)) + 1
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([2], tf.int32), scalar, scalar, scalar], autograph=False
+    )
+    def program(pair: Any, rows: Any, cols: Any, picks: Any) -> Any:
+        column = tf.range(cols)[:, None]
+
+        def draw_round(round_: Any, next_id: Any, count: Any, table: Any, first: Any) -> Any:
+            deficit = picks - count  # (cols, 1): rows each column still lacks
+            width = tf.reduce_max(deficit)
+            slot = tf.range(width)[None, :]
+            seed = tf.random.experimental.stateless_fold_in(pair, round_)
+            row = tf.random.stateless_uniform(
+                tf.stack([cols, width]), seed=seed, minval=0, maxval=rows, dtype=tf.int32
+            )
+            # A column uses its first `deficit` draws; the rest repeat its first
+            # draw of round 0, which holds the oldest id and so never counts again.
+            row = tf.where(slot < deficit, row, first)
+            if id_dtype != "int32":  # out of ids: every taken row becomes the oldest
+                table, next_id = tf.cond(
+                    next_id + width > 0,
+                    lambda: (
+                        tf.where(table != 0, tf.constant(first_id - 1, id_dtype), table),
+                        first_id,
+                    ),
+                    lambda: (table, next_id),
+                )
+            ids = tf.cast(tf.broadcast_to(slot + next_id, tf.shape(row)), id_dtype)
+            index = tf.stack([tf.broadcast_to(column, tf.shape(row)), row], axis=-1)
+            table = tf.tensor_scatter_nd_min(table, index, ids)
+            # A row new to its column is one whose id stayed: drawn before, or twice
+            # in this round, only the first draw's id is in the table.
+            new = tf.equal(tf.gather(table, row, batch_dims=1), ids)
+            count += tf.reduce_sum(tf.cast(new, tf.int32), axis=1, keepdims=True)
+            first = tf.cond(round_ == 0, lambda: tf.reshape(row[:, 0], [-1, 1]), lambda: first)
+            return round_ + 1, next_id + width, count, table, first
+
+        # The rounds' slot ids, by column (cols, rows): 0 is free, ids grow from the
+        # most negative, so a scatter-min keeps a row's first draw.
+        table = tf.zeros(tf.stack([cols, rows]), id_dtype)
+        count = tf.zeros(tf.stack([cols, 1]), tf.int32)
+        first = tf.zeros(tf.stack([cols, 1]), tf.int32)  # set in round 0, used after
+        _, _, _, table, _ = tf.while_loop(
+            lambda _, __, count, ___, ____: tf.reduce_any(count < picks),
+            draw_round,
+            (tf.constant(0), tf.constant(first_id), count, table, first),
+        )
+        return tf.transpose(tf.not_equal(table, 0))
+
+    return program
+
+
+def _tensorflow_subsets(rows: int, cols: int, picks: int, seed: Any) -> Any:
+    import tensorflow as tf
+
+    pair = _seed_pair(seed)
+    pair = tf.cast(pair, tf.int64) if tf.is_tensor(pair) else tf.constant(pair, tf.int64)
+    pair = tf.cast(tf.math.floormod(pair, tf.int32.max - 1), tf.int32)
+    return _tensorflow_subsets_program(_id_dtype(picks))(pair, rows, cols, picks)
+
+
+@functools.cache
+def _jax_subsets_program() -> Callable[..., Any]:
+    import jax
+    import jax.numpy as jnp
+
+    @functools.partial(jax.jit, static_argnames=("rows", "cols", "picks"))
+    def program(key: Any, *, rows: int, cols: int, picks: int) -> Any:
+        with jax.threefry_partitionable(True):
+            bits = jax.random.bits(key, (picks, cols), jnp.uint32)
+        column = jnp.arange(cols)
+
+        def step(s: Any, mask: Any) -> Any:  # Floyd: t uniform in [0, j]; t, or j if taken
+            j = rows - picks + s
+            t = (bits[s] % (j + 1).astype(jnp.uint32)).astype(jnp.int32)
+            row = jnp.where(mask[t, column], j, t)
+            return mask.at[row, column].set(True)
+
+        return jax.lax.fori_loop(0, picks, step, jnp.zeros((rows, cols), bool))
+
+    return program
+
+
+def _jax_subsets(rows: int, cols: int, picks: int, seed: Any) -> Any:
+    import jax.numpy as jnp
+
+    key = jnp.asarray(_seed_pair(seed), dtype=jnp.uint32)
+    return _jax_subsets_program()(key, rows=rows, cols=cols, picks=picks)
+
+
+@functools.cache
+def _jax_zero_where() -> Callable[..., Any]:
+    import jax
+    import jax.numpy as jnp
+
+    # The values' buffer is donated: the output takes its place.
+    return jax.jit(lambda values, mask: jnp.where(mask, 0, values), donate_argnums=0)
+
+
+def _torch_subsets(rows: int, cols: int, picks: int, seed: Any) -> Any:
+    import torch
+
+    mask = keras.ops.zeros((rows + 1, cols), dtype="bool")  # + a spare row
+    if mask.device.type == "meta":  # symbolic build: the portable path handles it
+        return None
+    device = mask.device
+    s0, s1 = (int(word) for word in _seed_pair(seed))
+    generator = torch.Generator(device=device)
+    generator.manual_seed((s0 + s1) & 0xFFFFFFFF)
+    # The rounds' slot ids, by column (cols, rows + 1), so the scatter and gather
+    # of one column stay in its own few KB; 0 is free, ids grow from the most
+    # negative, so a scatter-min keeps a row's first draw, in this round or before.
+    id_dtype = getattr(torch, _id_dtype(picks))
+    table = torch.zeros((cols, rows + 1), dtype=id_dtype, device=device)
+    count = torch.zeros((cols, 1), dtype=torch.int64, device=device)
+    next_id = torch.iinfo(id_dtype).min + 1
+    while True:
+        deficit = picks - count  # rows each column still lacks
+        width = int(deficit.max())
+        if width == 0:
+            break
+        slot = torch.arange(width, device=device)
+        row = torch.randint(0, rows, (cols, width), generator=generator, device=device)
+        used = None if next_id == torch.iinfo(id_dtype).min + 1 else slot < deficit
+        if used is not None:  # a column uses its first `deficit` draws
+            row.masked_fill_(~used, rows)  # the rest go to the spare row
+        if next_id + width > 0:  # out of ids: every taken row becomes the oldest
+            table.masked_fill_(table != 0, torch.iinfo(id_dtype).min)
+            next_id = torch.iinfo(id_dtype).min + 1
+        ids = (slot + next_id).to(id_dtype).expand(cols, width)
+        next_id += width
+        table.scatter_reduce_(1, row, ids, "amin")
+        # A row new to its column is one whose id stayed: drawn before, or twice
+        # in this round, only the first draw's id is in the table.
+        new = table.gather(1, row) == ids
+        if used is not None:
+            new &= used
+        count += new.sum(1, keepdim=True)
+        mask.scatter_(0, row.T, True)  # the mask in the kernel's layout (rows, cols)
+    return mask[:rows]
+
+
+_SUBSETS: dict[str, Callable[..., Any]] = {
+    "tensorflow": _tensorflow_subsets,
+    "jax": _jax_subsets,
+    "torch": _torch_subsets,
+}

@@ -25,7 +25,7 @@ import numpy as np
 
 from keras_inits._base import DeterministicInitializer, RandomInitializer, Seed
 from keras_inits._fans import centre_tap
-from keras_inits._sampling import check_fits
+from keras_inits._sampling import check_fits, fused
 from keras_inits._validation import (
     check_choice,
     check_kernel_rank,
@@ -56,6 +56,19 @@ def _at_centre_tap(shape: tuple[int, ...], matrix: Any) -> Any:
 def _constant(value: float, dtype: str) -> Any:
     """A scalar of ``dtype`` rounded once from the Python float (as NumPy's float64 cast)."""
     return keras.ops.convert_to_tensor(value, dtype=dtype)
+
+
+def _conv_identity(shape: tuple[int, ...], dtype: str, gain: float, layout: str) -> Any:
+    channels, outputs = shape[-2:]
+    if layout == "depthwise":
+        first = keras.ops.equal(keras.ops.arange(outputs), 0)
+        column = keras.ops.where(first, _constant(gain, dtype), _constant(0.0, dtype))
+        matrix = keras.ops.broadcast_to(column, (channels, outputs))
+    else:
+        matrix = keras.ops.eye(channels, outputs, dtype=dtype)
+        if gain != 1.0:  # a second output-sized tensor, only when needed
+            matrix = matrix * _constant(gain, dtype)
+    return _at_centre_tap(shape, matrix)
 
 
 class ConvIdentity(DeterministicInitializer):
@@ -109,14 +122,7 @@ class ConvIdentity(DeterministicInitializer):
         # Built with iota and comparisons, not a NumPy constant: a traced call
         # holds no kernel-sized constant, and a sharded one builds only its shard.
         check_fits(self.gain, dtype)  # a huge gain would otherwise cast to inf, silently
-        channels, outputs = shape[-2:]
-        if self.layout == "depthwise":
-            first = keras.ops.equal(keras.ops.arange(outputs), 0)
-            column = keras.ops.where(first, _constant(self.gain, dtype), _constant(0.0, dtype))
-            matrix = keras.ops.broadcast_to(column, (channels, outputs))
-        else:
-            matrix = keras.ops.eye(channels, outputs, dtype=dtype) * _constant(self.gain, dtype)
-        return _at_centre_tap(shape, matrix)
+        return fused(_conv_identity, shape, dtype, self.gain, self.layout)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "gain": self.gain, "layout": self.layout}
@@ -128,17 +134,25 @@ def _hadamard_parity(rows: int, columns: int, order: int) -> Any:
     H_0 = [1], H_m = [[H_(m-1), H_(m-1)], [H_(m-1), -H_(m-1)]], so
     H_m[i, j] = (-1)^(number of bits set in both i and j): the parity of
     i AND j, from iotas, so no (rows, columns) constant is ever built.
+    The parity is built one bit at a time as a bool (rows, columns) XOR of
+    (i_b AND j_b), the outer AND of two bit columns: each temporary is a bool,
+    a quarter of a float32 output, where an int32 AND of the indices was 1x.
     """
-    both = keras.ops.bitwise_and(
-        keras.ops.expand_dims(keras.ops.arange(rows, dtype="int32"), 1),
-        keras.ops.expand_dims(keras.ops.arange(columns, dtype="int32"), 0),
-    )
-    parity = keras.ops.bitwise_and(both, 1)
-    for bit in range(1, order):
-        parity = keras.ops.bitwise_xor(
-            parity, keras.ops.bitwise_and(keras.ops.right_shift(both, bit), 1)
+    row_index = keras.ops.arange(rows, dtype="int32")
+    column_index = keras.ops.arange(columns, dtype="int32")
+
+    def bit_of(index: Any, bit: int) -> Any:
+        return keras.ops.equal(keras.ops.bitwise_and(keras.ops.right_shift(index, bit), 1), 1)
+
+    parity = None
+    for bit in range(order):
+        both = keras.ops.logical_and(
+            keras.ops.expand_dims(bit_of(row_index, bit), 1),
+            keras.ops.expand_dims(bit_of(column_index, bit), 0),
         )
-    return keras.ops.equal(parity, 1)
+        parity = both if parity is None else keras.ops.logical_xor(parity, both)
+        del both
+    return parity
 
 
 def _zero_matrix(n_in: int, n_out: int, dtype: str) -> Any:
@@ -195,8 +209,12 @@ class HadamardIdentity(DeterministicInitializer):
         check_kernel_rank(type(self).__name__, shape, _LAYOUTS["conv"])
 
     def _draw(self, shape: tuple[int, ...], dtype: str, seed: Any) -> Any:
-        n_in, n_out = shape[-2:]
-        return _at_centre_tap(shape, _zero_matrix(n_in, n_out, dtype))
+        return fused(_zero_kernel, shape, dtype)
+
+
+def _zero_kernel(shape: tuple[int, ...], dtype: str) -> Any:
+    n_in, n_out = shape[-2:]
+    return _at_centre_tap(shape, _zero_matrix(n_in, n_out, dtype))
 
 
 def _bilinear_weights(size: int) -> np.ndarray:
@@ -204,6 +222,14 @@ def _bilinear_weights(size: int) -> np.ndarray:
     factor = (size + 1) // 2
     taps = np.arange(size)
     return 1.0 - np.abs(taps - (size - 1) / 2.0) / factor
+
+
+def _bilinear(shape: tuple[int, ...], dtype: str) -> Any:
+    kh, kw, channels, _ = shape
+    # Only the (kh, kw) taps are a constant; the channel diagonal is an iota compare.
+    taps = np.multiply.outer(_bilinear_weights(kh), _bilinear_weights(kw))
+    taps = keras.ops.convert_to_tensor(taps[:, :, None, None], dtype=dtype)
+    return taps * keras.ops.eye(channels, dtype=dtype)
 
 
 class Bilinear(DeterministicInitializer):
@@ -260,11 +286,7 @@ class Bilinear(DeterministicInitializer):
             )
 
     def _draw(self, shape: tuple[int, ...], dtype: str, seed: Any) -> Any:
-        kh, kw, channels, _ = shape
-        # Only the (kh, kw) taps are a constant; the channel diagonal is an iota compare.
-        taps = np.multiply.outer(_bilinear_weights(kh), _bilinear_weights(kw))
-        taps = keras.ops.convert_to_tensor(taps[:, :, None, None], dtype=dtype)
-        return taps * keras.ops.eye(channels, dtype=dtype)
+        return fused(_bilinear, shape, dtype)
 
 
 class ICNR(RandomInitializer):

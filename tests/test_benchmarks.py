@@ -39,3 +39,21 @@ def test_orthogonal_benchmark_runs():
     completed = run_script("bench_orthogonal.py", "--sizes", "16", "--repeats", "1", "--breakdown")
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "| LSTM: 4 blocks vs one | 16 | (16, 64) |" in completed.stdout
+
+
+def test_structured_benchmark_covers_its_seven_classes():
+    completed = run_script("bench_structured.py", "--size", "64", "--repeats", "1", "--no-memory")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    for name in (
+        "BlockOrthogonal",
+        "DeltaOrthogonal",
+        "Sparse (sparsity 0.1)",
+        "ConvIdentity",
+        "HadamardIdentity (out > in)",
+        "ICNR",
+        "Bilinear",
+    ):
+        assert f"| {name} |" in completed.stdout, name
+    # Sparse against torch.nn.init.sparse_, on torch only, as a ratio in the same rounds.
+    beside_torch = "Sparse (sparsity 0.1): time vs torch.nn.init.sparse_" in completed.stdout
+    assert beside_torch == (keras.backend.backend() == "torch")

@@ -72,7 +72,7 @@ def test_values_come_back_with_the_sharding_asked_for(jax_report):
 def test_per_device_memory_of_a_sharded_draw_against_keras(jax_report):
     """Within 1.5x of Keras's HeNormal (Orthogonal for the QR classes), same run.
 
-    Sparse draws a mask and its values (two draws and a per-column ranking)
+    Sparse draws a mask and its values (two draws and a loop over the columns' picks)
     and is held to 2x: see docs/devices.md.
     """
     for name, figures in jax_report["memory"].items():

@@ -1,15 +1,24 @@
 """Sparse: exact zeros per column, a reproducible mask, N(0, stddev^2) elsewhere."""
 
+import itertools
 import json
 import math
 
 import keras
 import numpy as np
 import pytest
-from helpers import SIGMAS, assert_error, assert_matches, backend_has_float64, to_numpy
+from helpers import (
+    KS_ALPHA,
+    SIGMAS,
+    assert_error,
+    assert_matches,
+    backend_has_float64,
+    to_numpy,
+)
 from scipy import stats
 
 import keras_inits as ki
+from keras_inits import _sampling
 
 
 def zero_counts(kernel):
@@ -216,3 +225,76 @@ def test_call_traces_under_jax_jit(seed):
     jitted = jax.jit(ki.Sparse(seed=seed).__call__, static_argnames=("shape", "dtype"))
     values = np.asarray(jitted(shape=(100, 64), dtype="float32"))
     assert set(zero_counts(values).tolist()) == {90}
+
+
+# ----- the mask without a sort (_sampling.column_subsets) ------------------------
+
+
+def as_array(mask):
+    return keras.ops.convert_to_numpy(mask)
+
+
+@pytest.mark.parametrize(
+    ("rows", "cols", "count"),
+    [(1, 7, 0), (1, 7, 1), (5, 3, 2), (5, 3, 3), (64, 100, 6), (64, 100, 58), (300, 40, 150)],
+)
+def test_column_subsets_hold_exactly_count_per_column(rows, cols, count):
+    mask = as_array(_sampling.column_subsets(rows, cols, count, 3))
+    assert mask.shape == (rows, cols) and mask.dtype == bool
+    assert set(mask.sum(axis=0).tolist()) == {count}
+
+
+@pytest.mark.parametrize("count", [2, 3])  # 2 rows picked directly; 3 = the complement of 2
+def test_every_subset_of_a_column_is_equally_likely(count):
+    # 5 rows, `count` of them: C(5, count) = 10 subsets, each with chance 1/10 in
+    # every column, independently. 20000 columns, a chi-square test at KS_ALPHA: a
+    # method that favoured some rows, or pairs of rows, fails it.
+    rows, cols = 5, 20_000
+    mask = as_array(_sampling.column_subsets(rows, cols, count, 12))
+    assert set(mask.sum(axis=0).tolist()) == {count}
+    codes = (mask * (1 << np.arange(rows))[:, None]).sum(axis=0)
+    subsets = [sum(1 << i for i in c) for c in itertools.combinations(range(rows), count)]
+    observed = np.array([(codes == s).sum() for s in subsets])
+    assert observed.sum() == cols
+    assert stats.chisquare(observed).pvalue > KS_ALPHA, observed
+
+
+def test_column_subsets_are_a_function_of_the_seed():
+    first = as_array(_sampling.column_subsets(200, 300, 20, 5))
+    np.testing.assert_array_equal(first, as_array(_sampling.column_subsets(200, 300, 20, 5)))
+    assert not np.array_equal(first, as_array(_sampling.column_subsets(200, 300, 20, 6)))
+
+
+@pytest.mark.skipif(keras.backend.backend() == "jax", reason="JAX picks with Floyd's algorithm")
+def test_rounds_survive_running_out_of_slot_ids(monkeypatch):
+    # With int8 ids (126 a span), round 2 of 120 picks runs out and renumbers the
+    # table; the mask must still hold exactly 120 rows a column, and not change
+    # with the id width (the ids decide nothing but which duplicate counts).
+    expected = as_array(_sampling.column_subsets(300, 50, 120, 8))
+    _sampling._tensorflow_subsets_program.cache_clear()
+    monkeypatch.setattr(_sampling, "_id_dtype", lambda picks: "int8")
+    try:
+        narrow = as_array(_sampling.column_subsets(300, 50, 120, 8))
+    finally:
+        _sampling._tensorflow_subsets_program.cache_clear()
+    np.testing.assert_array_equal(narrow, expected)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="jax.jit tracing is JAX's")
+def test_jitted_call_gives_the_eager_values():
+    import jax
+
+    shape = (3, 3, 40, 64)
+    eager = to_numpy(ki.Sparse(sparsity=0.3, seed=21)(shape))
+    jitted = jax.jit(ki.Sparse(sparsity=0.3, seed=21).__call__, static_argnames=("shape", "dtype"))
+    np.testing.assert_array_equal(to_numpy(jitted(shape=shape, dtype="float32")), eager)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.function is TF's")
+def test_traced_call_gives_the_eager_values():
+    import tensorflow as tf
+
+    shape = (3, 3, 40, 64)
+    eager = to_numpy(ki.Sparse(sparsity=0.3, seed=21)(shape))
+    traced = tf.function(lambda: ki.Sparse(sparsity=0.3, seed=21)(shape))()
+    np.testing.assert_array_equal(to_numpy(traced), eager)
