@@ -436,12 +436,33 @@ def _jax_program() -> Callable[..., Any]:
 def _jax(kind: Kind, shape: tuple[int, ...], scale: float, dtype: str, seed: Any) -> Any:
     import jax
     import jax.numpy as jnp
+    import numpy as np
 
-    key = jnp.asarray(_seed_pair(seed), dtype=jnp.uint32)
-    # Inside a trace even a key made from constants is a tracer; checking it
-    # saves the extra dispatch of Keras's own check (``jnp.ones(())``).
-    tracing = isinstance(key, jax.core.Tracer)
+    key: Any
+    if isinstance(seed, keras.random.SeedGenerator):
+        key = jnp.asarray(seed.next(), dtype=jnp.uint32)
+        # Inside a trace the generator's state, and so the key, is a tracer.
+        tracing = isinstance(key, jax.core.Tracer)
+    else:
+        # A NumPy key: the jitted program takes it as it is, where building a
+        # jax.Array first (jnp.asarray) was most of a small draw's Python cost.
+        key = np.asarray(_seed_pair(seed), dtype=np.uint32)
+        tracing = not _jax_at_top_level()
     return _jax_program()(key, scale, kind=kind, shape=shape, dtype=dtype, chunk=not tracing)
+
+
+def _jax_at_top_level() -> bool:
+    """Whether no JAX transformation (jit, vmap, grad, ...) is being traced now.
+
+    Only picks how the draw is laid out (chunks, or whole in the N-D shape for a
+    sharding to pass through); both give the same values.
+    """
+    import jax
+
+    check = getattr(jax._src.core, "trace_state_clean", None)
+    if check is not None:
+        return bool(check())
+    return not isinstance(jax.numpy.ones(()), jax.core.Tracer)  # a JAX without it
 
 
 # torch: in place, into one output tensor.
