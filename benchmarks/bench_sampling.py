@@ -14,7 +14,7 @@ measurement, see ``_harness.peak_memory``). Then: values beyond the bound in
 10^8 truncated draws, the cost of ``import keras_inits`` after ``import
 keras``, and building a 200-layer MLP with our initializers named by string
 against the same model with Keras's built-ins. The last table checks each
-figure against the targets of issue 4 and says by how much a miss misses.
+figure against the targets of issues 4 and 13 and says by how much a miss misses.
 """
 
 from __future__ import annotations
@@ -231,6 +231,50 @@ def bench_exactness(results: Results, draws: int) -> None:
     )
 
 
+def bench_tensorflow_stages(results: Results, repeats: int) -> None:
+    """TensorFlow only: what the truncated normal's stages cost, alternated in one run.
+
+    The uniform draw alone, TensorFlow's ``Erfinv`` kernel alone and the
+    fused XLA transform (erfinv, scale, clip over the same values, in chunks)
+    alone, against ``keras.random.uniform``: the floor of each method.
+    """
+    import tensorflow as tf
+
+    from keras_inits import _sampling
+
+    size = math.prod(SHAPE)
+    unit = tf.random.stateless_uniform([size], seed=[1, 2])
+    chunk = _sampling._TF_CHUNK
+    fused = _sampling._tensorflow_fused_chunk("float32")
+    scale = tf.constant(1.0)
+    ours = keras_inits.VarianceScaling(seed=0)
+    inside = unit * (2 * _sampling._ERF_SQRT2) - _sampling._ERF_SQRT2  # erfinv's real input
+    pieces = [unit[i : i + chunk] for i in range(0, size - chunk + 1, chunk)]
+    stages: dict[str, Callable[[], Any]] = {
+        "keras.random.uniform": lambda: keras.random.uniform(SHAPE, seed=1),
+        "StatelessRandomUniformV2 alone": lambda: tf.random.stateless_uniform([size], seed=[1, 2]),
+        "Erfinv kernel alone": lambda: tf.math.erfinv(inside),
+        f"XLA erfinv+scale+clip, {len(pieces)} chunks of {chunk}": lambda: [
+            fused(piece, scale) for piece in pieces
+        ],
+        "ours (VarianceScaling)": lambda: ours(SHAPE),
+    }
+    if not pieces:
+        del stages[next(key for key in stages if key.startswith("XLA"))]
+    timing = time_alternated(list(stages.values()), repeats=repeats)
+    rows = [
+        [name, f"{ms:.1f}", f"{ratio:.2f}"]
+        for name, ms, ratio in zip(stages, timing.ms, timing.ratios, strict=True)
+    ]
+    results.extra["tensorflow stages"] = rows
+    results.notes.append(
+        "TensorFlow truncated normal, stages at "
+        f"{SHAPE[0]} x {SHAPE[1]} (ms, and / keras.random.uniform):\n\n"
+        + markdown(["stage", "ms", "/ uniform"], rows)
+        + "\n"
+    )
+
+
 def import_ms(runs: int = 5) -> float:
     """Median cumulative ``-X importtime`` of keras_inits, imported after keras."""
     times = []
@@ -302,6 +346,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--size", type=int, default=4096, help="kernel side (a smoke test: 64)")
     parser.add_argument("--mlp-layers", type=int, default=200, help="layers of the built MLP")
+    # The builds differ by a few percent at most, within one round's noise on a
+    # shared machine: more rounds than the draws get.
+    parser.add_argument("--mlp-repeats", type=int, default=15, help="timed rounds of the builds")
     args = parser.parse_args()
     global SHAPE
     SHAPE = (args.size, args.size)
@@ -311,10 +358,12 @@ def main() -> None:
     print(f"backend {BACKEND}: {machine()}", file=sys.stderr, flush=True)
     bench_initializers(results, args.repeats, not args.no_memory)
     bench_exactness(results, int(args.draws))
+    if BACKEND == "tensorflow":
+        bench_tensorflow_stages(results, args.repeats)
     ms = import_ms()
     results.extra["import_ms"] = ms
     results.checks.append(Check("import keras_inits after import keras", ms, IMPORT_MS, " ms"))
-    bench_mlp(results, max(3, args.repeats // 2), layers=args.mlp_layers)
+    bench_mlp(results, args.mlp_repeats, layers=args.mlp_layers)
     load_after = os.getloadavg()[0]
 
     print(f"\n## {BACKEND}\n")

@@ -14,6 +14,9 @@ BENCHMARKS.md for the figures):
   dtype (traced once, for any shape; no XLA, so nothing compiles per
   shape): no ``+ mean`` pass as in Keras's normal, and the graph reuses
   each intermediate's buffer, so the output is the only tensor of its size.
+  From ``_TF_FUSED_FROM`` values on, the truncated normal's inverse CDF runs
+  through one XLA program of a fixed chunk shape (compiled once per process
+  and dtype), over the same uniform draw: the same stream, with XLA's erfinv.
 - JAX: one jitted program per draw, scale and clip fused into it. Value i
   (row-major) is the threefry hash of counter i, the bits ``jax.random.bits``
   draws: outside a trace the output is filled ``_JAX_CHUNK`` values at a
@@ -265,6 +268,40 @@ _PORTABLE: dict[str, Callable[..., Any]] = {
 # not (the Python reference keeps it alive).
 
 
+# TensorFlow's Erfinv kernel is scalar code: on a large draw it alone costs
+# about twice the uniform draw. XLA fuses the inverse CDF, scale and clip
+# into one vectorised pass (about 3x faster), but compiles for every shape;
+# so from _TF_FUSED_FROM values on, the transform runs through one XLA
+# program of the fixed shape [_TF_CHUNK], compiled once per process and
+# dtype, over the uniform draw a chunk at a time (in place: the output is
+# the only buffer of its size). The uniform draw stays TensorFlow's own
+# kernel (XLA's Philox is a different stream, and slower on CPU).
+_TF_CHUNK = 1 << 20
+_TF_FUSED_FROM = 1 << 22
+
+
+def _tensorflow_inverse_cdf(tf: Any, unit: Any, scale: Any) -> Any:
+    """U[0, 1) -> sqrt(2) sigma erfinv(v), v ~ U(-erf(sqrt 2), erf(sqrt 2)), clipped at 2 sigma."""
+    values = tf.math.erfinv(unit * (2.0 * _ERF_SQRT2) - _ERF_SQRT2)
+    values = values * (math.sqrt(2.0) * scale)
+    bound = 2.0 * scale
+    # One kernel; tf.clip_by_value is two (minimum, then maximum).
+    return tf.raw_ops.ClipByValue(t=values, clip_value_min=-bound, clip_value_max=bound)
+
+
+@functools.cache
+def _tensorflow_fused_chunk(dtype: str) -> Callable[..., Any]:
+    import tensorflow as tf
+
+    signature = [tf.TensorSpec([_TF_CHUNK], dtype), tf.TensorSpec([], dtype)]
+
+    @tf.function(input_signature=signature, autograph=False, jit_compile=True)
+    def chunk(unit: Any, scale: Any) -> Any:
+        return _tensorflow_inverse_cdf(tf, unit, scale)
+
+    return chunk
+
+
 @functools.cache
 def _tensorflow_program(kind: str, dtype: str) -> Callable[..., Any]:
     import tensorflow as tf
@@ -279,17 +316,29 @@ def _tensorflow_program(kind: str, dtype: str) -> Callable[..., Any]:
     def program(pair: Any, shape: Any, scale: Any) -> Any:
         key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=pair)
         alg = tf.raw_ops.StatelessRandomGetAlg()
-        args = {"shape": shape, "key": key, "counter": counter, "alg": alg, "dtype": dtype}
+        args = {"key": key, "counter": counter, "alg": alg, "dtype": dtype}
         if kind == "normal":
-            return tf.raw_ops.StatelessRandomNormalV2(**args) * scale
-        values = tf.raw_ops.StatelessRandomUniformV2(**args)  # [0, 1)
+            return tf.raw_ops.StatelessRandomNormalV2(shape=shape, **args) * scale
+        if kind == "fused_truncated_normal":
+            # The uniform draw of ceil(n / chunk) whole chunks: its first n values
+            # are those of a draw of n (Philox fills the output in counter order).
+            size = tf.reduce_prod(shape)
+            chunks = (size + _TF_CHUNK - 1) // _TF_CHUNK
+            rows = tf.raw_ops.StatelessRandomUniformV2(shape=tf.stack([chunks, _TF_CHUNK]), **args)
+            fused = _tensorflow_fused_chunk(dtype)
+
+            def body(i: Any, rows: Any) -> Any:
+                row = fused(rows[i], scale)[None]
+                return i + 1, tf.raw_ops.InplaceUpdate(x=rows, i=tf.reshape(i, [1]), v=row)
+
+            _, rows = tf.while_loop(
+                lambda i, _: i < chunks, body, (tf.constant(0), rows), parallel_iterations=1
+            )
+            return tf.reshape(tf.reshape(rows, [-1])[:size], shape)
+        values = tf.raw_ops.StatelessRandomUniformV2(shape=shape, **args)  # [0, 1)
         if kind == "uniform":
             return values * (2.0 * scale) - scale
-        values = tf.math.erfinv(values * (2.0 * _ERF_SQRT2) - _ERF_SQRT2)
-        values = values * (math.sqrt(2.0) * scale)
-        bound = 2.0 * scale
-        # One kernel; tf.clip_by_value is two (minimum, then maximum).
-        return tf.raw_ops.ClipByValue(t=values, clip_value_min=-bound, clip_value_max=bound)
+        return _tensorflow_inverse_cdf(tf, values, scale)
 
     return program
 
@@ -301,7 +350,10 @@ def _tensorflow(kind: Kind, shape: tuple[int, ...], scale: float, dtype: str, se
     pair = tf.cast(pair, tf.int64) if tf.is_tensor(pair) else tf.constant(pair, tf.int64)
     # What Keras does to fit a seed into the int32 the stateless ops take.
     pair = tf.cast(tf.math.floormod(pair, tf.int32.max - 1), tf.int32)
-    return _tensorflow_program(kind, dtype)(
+    program: str = kind
+    if kind == "truncated_normal" and math.prod(shape) >= _TF_FUSED_FROM:
+        program = "fused_truncated_normal"
+    return _tensorflow_program(program, dtype)(
         pair, tf.constant(shape, tf.int32, shape=[len(shape)]), tf.constant(scale, dtype)
     )
 
@@ -410,12 +462,33 @@ def _jax_program() -> Callable[..., Any]:
 def _jax(kind: Kind, shape: tuple[int, ...], scale: float, dtype: str, seed: Any) -> Any:
     import jax
     import jax.numpy as jnp
+    import numpy as np
 
-    key = jnp.asarray(_seed_pair(seed), dtype=jnp.uint32)
-    # Inside a trace even a key made from constants is a tracer; checking it
-    # saves the extra dispatch of Keras's own check (``jnp.ones(())``).
-    tracing = isinstance(key, jax.core.Tracer)
+    key: Any
+    if isinstance(seed, keras.random.SeedGenerator):
+        key = jnp.asarray(seed.next(), dtype=jnp.uint32)
+        # Inside a trace the generator's state, and so the key, is a tracer.
+        tracing = isinstance(key, jax.core.Tracer)
+    else:
+        # A NumPy key: the jitted program takes it as it is, where building a
+        # jax.Array first (jnp.asarray) was most of a small draw's Python cost.
+        key = np.asarray(_seed_pair(seed), dtype=np.uint32)
+        tracing = not _jax_at_top_level()
     return _jax_program()(key, scale, kind=kind, shape=shape, dtype=dtype, chunk=not tracing)
+
+
+def _jax_at_top_level() -> bool:
+    """Whether no JAX transformation (jit, vmap, grad, ...) is being traced now.
+
+    Only picks how the draw is laid out (chunks, or whole in the N-D shape for a
+    sharding to pass through); both give the same values.
+    """
+    import jax
+
+    check = getattr(jax._src.core, "trace_state_clean", None)
+    if check is not None:
+        return bool(check())
+    return not isinstance(jax.numpy.ones(()), jax.core.Tracer)  # a JAX without it
 
 
 # torch: in place, into one output tensor.

@@ -238,6 +238,30 @@ def test_tensorflow_eager_and_tf_function_draws_are_one_stream(kind):
         np.testing.assert_array_equal(eager, traced)
 
 
+# Past _TF_FUSED_FROM values TensorFlow's truncated normal runs its inverse CDF
+# through one XLA program of a fixed chunk size: 4 whole chunks and a ragged tail.
+FUSED = (2048, 2049)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="the fused chunks are TensorFlow's")
+def test_tensorflow_fused_truncated_normal_is_exact_and_one_stream(monkeypatch):
+    import tensorflow as tf
+
+    assert math.prod(FUSED) >= _sampling._TF_FUSED_FROM
+    assert math.prod(FUSED) % _sampling._TF_CHUNK
+    sampler, dist = SAMPLERS["truncated_normal"]
+    fused = to_numpy(sampler(FUSED, 0.3, "float32", seed=8))
+    assert_matches(fused, dist(0.3))
+    assert_within_support("truncated_normal", fused, 0.3)
+    traced = to_numpy(tf.function(lambda: sampler(FUSED, 0.3, "float32", seed=8))())
+    np.testing.assert_array_equal(fused, traced)
+    # The same uniform draw as the unfused graph: only erfinv's rounding differs
+    # (XLA's approximation against TensorFlow's kernel), by a few float32 ulps.
+    monkeypatch.setattr(_sampling, "_TF_FUSED_FROM", math.prod(FUSED) + 1)
+    graph = to_numpy(sampler(FUSED, 0.3, "float32", seed=8))
+    np.testing.assert_allclose(fused, graph, rtol=0, atol=8 * np.finfo(np.float32).eps * 0.7)
+
+
 @pytest.mark.skipif(BACKEND != "jax", reason="jax.jit tracing is JAX's")
 def test_seed_generator_draw_traces_under_jax_jit_statelessly():
     import jax
