@@ -624,9 +624,7 @@ def build_mlp(
                 name=f"hidden_{index}",
             )
         )
-    output_init = keras.initializers.GlorotUniform(seed=seed)
-    layers.append(keras.layers.Dense(classes, kernel_initializer=output_init, name="output"))
-    return keras.Sequential(layers, name="mlp")
+    return _with_output(layers, classes, seed, "mlp")
 
 
 def build_cnn(
@@ -660,10 +658,8 @@ def build_cnn(
                 name=f"hidden_{index}",
             )
         )
-    output_init = keras.initializers.GlorotUniform(seed=seed)
     layers.append(keras.layers.Flatten(name="flatten"))
-    layers.append(keras.layers.Dense(classes, kernel_initializer=output_init, name="output"))
-    return keras.Sequential(layers, name="cnn")
+    return _with_output(layers, classes, seed, "cnn")
 
 
 def build_rnn(
@@ -703,9 +699,14 @@ def build_rnn(
                 name=f"hidden_{index}",
             )
         )
+    return _with_output(layers, classes, seed, "rnn")
+
+
+def _with_output(layers: list[Any], classes: int, seed: int, name: str) -> keras.Model:
+    """``layers`` and a linear Dense output (GlorotUniform at ``seed``, shared by the runs)."""
     output_init = keras.initializers.GlorotUniform(seed=seed)
     layers.append(keras.layers.Dense(classes, kernel_initializer=output_init, name="output"))
-    return keras.Sequential(layers, name="rnn")
+    return keras.Sequential(layers, name=name)
 
 
 def hidden_kernel_shapes(
