@@ -343,13 +343,20 @@ def _tensorflow_program(kind: str, dtype: str) -> Callable[..., Any]:
     return program
 
 
-def _tensorflow(kind: Kind, shape: tuple[int, ...], scale: float, dtype: str, seed: Any) -> Any:
+def _tensorflow_seed_pair(seed: Any) -> Any:
+    """The seed's two words as the int32 pair TensorFlow's stateless ops take."""
     import tensorflow as tf
 
     pair = _seed_pair(seed)
     pair = tf.cast(pair, tf.int64) if tf.is_tensor(pair) else tf.constant(pair, tf.int64)
     # What Keras does to fit a seed into the int32 the stateless ops take.
-    pair = tf.cast(tf.math.floormod(pair, tf.int32.max - 1), tf.int32)
+    return tf.cast(tf.math.floormod(pair, tf.int32.max - 1), tf.int32)
+
+
+def _tensorflow(kind: Kind, shape: tuple[int, ...], scale: float, dtype: str, seed: Any) -> Any:
+    import tensorflow as tf
+
+    pair = _tensorflow_seed_pair(seed)
     program: str = kind
     if kind == "truncated_normal" and math.prod(shape) >= _TF_FUSED_FROM:
         program = "fused_truncated_normal"
@@ -642,11 +649,7 @@ def _tensorflow_subsets_program(id_dtype: str) -> Callable[..., Any]:
 
 
 def _tensorflow_subsets(rows: int, cols: int, picks: int, seed: Any) -> Any:
-    import tensorflow as tf
-
-    pair = _seed_pair(seed)
-    pair = tf.cast(pair, tf.int64) if tf.is_tensor(pair) else tf.constant(pair, tf.int64)
-    pair = tf.cast(tf.math.floormod(pair, tf.int32.max - 1), tf.int32)
+    pair = _tensorflow_seed_pair(seed)
     return _tensorflow_subsets_program(_id_dtype(picks))(pair, rows, cols, picks)
 
 
