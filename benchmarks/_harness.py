@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -27,9 +29,12 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "Check",
     "PairTiming",
     "Timing",
     "block",
+    "machine",
+    "markdown",
     "peak_memory",
     "time_alternated",
     "time_one",
@@ -192,3 +197,53 @@ def peak_memory(
         if line.startswith("PEAK_MEMORY_JSON "):
             return int(json.loads(line.split(" ", 1)[1])["peak_bytes"])
     raise RuntimeError(f"peak_memory child failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+
+
+@dataclass
+class Check:
+    """One target: ``measured`` must be at most ``limit`` (a ratio, or ``unit``)."""
+
+    name: str
+    measured: float
+    limit: float
+    unit: str = "x"
+
+    @property
+    def passed(self) -> bool:
+        return self.measured <= self.limit
+
+    def row(self) -> list[str]:
+        if self.passed:
+            verdict = "PASS"
+        elif self.limit == 0:
+            verdict = f"MISS by {self.measured:g}"
+        else:
+            verdict = f"MISS by {100 * (self.measured / self.limit - 1):.1f}%"
+        return [
+            self.name,
+            f"{self.measured:.3g}{self.unit}",
+            f"<= {self.limit:g}{self.unit}",
+            verdict,
+        ]
+
+
+def markdown(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine(backend: str) -> str:
+    """Cores, CPU model, Python, and the versions of Keras and ``backend`` (already imported)."""
+    model = platform.processor() or "?"
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        model = re.search(r"Model name:\s*(.+)", lscpu).group(1).strip()  # type: ignore[union-attr]
+    except (OSError, subprocess.CalledProcessError, AttributeError):
+        pass
+    versions = [f"keras {sys.modules['keras'].__version__}"]
+    if backend in sys.modules:
+        versions.append(f"{backend} {sys.modules[backend].__version__}")
+    return f"{os.cpu_count()} cores, {model}; Python {platform.python_version()}, " + ", ".join(
+        versions
+    )

@@ -23,7 +23,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -40,7 +39,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]  # this checkout's keras_in
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-from _harness import block, peak_memory, time_alternated  # noqa: E402
+from _harness import Check, block, machine, markdown, peak_memory, time_alternated  # noqa: E402
 
 import keras_inits  # noqa: E402
 from keras_inits._base import RandomInitializer  # noqa: E402
@@ -57,32 +56,6 @@ TRUNCATED_VS_UNIFORM = 1.5
 PEAK_MULTIPLE = 2.0
 IMPORT_MS = 50.0
 MLP_RATIO = 1.05
-
-
-@dataclass
-class Check:
-    name: str
-    measured: float
-    limit: float
-    unit: str = "x"
-
-    @property
-    def passed(self) -> bool:
-        return self.measured <= self.limit
-
-    def row(self) -> list[str]:
-        if self.passed:
-            verdict = "PASS"
-        elif self.limit == 0:
-            verdict = f"MISS by {self.measured:g}"
-        else:
-            verdict = f"MISS by {100 * (self.measured / self.limit - 1):.1f}%"
-        return [
-            self.name,
-            f"{self.measured:.3g}{self.unit}",
-            f"<= {self.limit:g}{self.unit}",
-            verdict,
-        ]
 
 
 @dataclass
@@ -109,12 +82,6 @@ def keras_equivalent(init: Any) -> tuple[str, dict[str, Any]] | None:
     else:
         return None
     return distribution, keras.saving.serialize_keras_object(builtin)
-
-
-def markdown(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def measure_memory(setup: str, call: str, small_call: str) -> float:
@@ -322,22 +289,6 @@ def bench_mlp(results: Results, repeats: int, layers: int = 200, width: int = 25
         )
 
 
-def machine() -> str:
-    model = platform.processor() or "?"
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = re.search(r"Model name:\s*(.+)", lscpu).group(1).strip()  # type: ignore[union-attr]
-    except (OSError, subprocess.CalledProcessError, AttributeError):
-        pass
-    versions = [f"keras {keras.__version__}"]
-    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(BACKEND)
-    if module:
-        versions.append(f"{module} {__import__(module).__version__}")
-    return f"{os.cpu_count()} cores, {model}; Python {platform.python_version()}, " + ", ".join(
-        versions
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=9, help="timed rounds (median)")
@@ -355,7 +306,8 @@ def main() -> None:
 
     results = Results()
     load_before = os.getloadavg()[0]
-    print(f"backend {BACKEND}: {machine()}", file=sys.stderr, flush=True)
+    host = machine(BACKEND)
+    print(f"backend {BACKEND}: {host}", file=sys.stderr, flush=True)
     bench_initializers(results, args.repeats, not args.no_memory)
     bench_exactness(results, int(args.draws))
     if BACKEND == "tensorflow":
@@ -367,7 +319,7 @@ def main() -> None:
     load_after = os.getloadavg()[0]
 
     print(f"\n## {BACKEND}\n")
-    print(f"Machine: {machine()}. Load average {load_before:.1f} before, {load_after:.1f} after.")
+    print(f"Machine: {host}. Load average {load_before:.1f} before, {load_after:.1f} after.")
     print(f"{args.size} x {args.size} float32, median of {args.repeats} alternated rounds.\n")
     header = [
         "initializer",
@@ -388,7 +340,7 @@ def main() -> None:
     if args.json:
         payload = {
             "backend": BACKEND,
-            "machine": machine(),
+            "machine": host,
             "load": [load_before, load_after],
             "rows": results.rows,
             "checks": [c.row() for c in results.checks],

@@ -24,11 +24,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +36,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]  # this checkout's keras_in
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-from _harness import block, peak_memory, time_alternated  # noqa: E402
+from _harness import Check, block, machine, markdown, peak_memory, time_alternated  # noqa: E402
 
 import keras_inits  # noqa: E402
 
@@ -63,31 +61,6 @@ CASES: list[tuple[str, str, dict[str, Any]]] = [
     ("ICNR", "ICNR", {"seed": 0}),
     ("Bilinear", "Bilinear", {}),
 ]
-
-
-@dataclass
-class Check:
-    name: str
-    measured: float
-    limit: float
-
-    def row(self) -> list[str]:
-        passed = self.measured <= self.limit
-        verdict = "PASS" if passed else f"MISS by {100 * (self.measured / self.limit - 1):.1f}%"
-        return [self.name, f"{self.measured:.3g}x", f"<= {self.limit:g}x", verdict]
-
-
-def markdown(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
-
-
-def machine() -> str:
-    versions = [f"keras {keras.__version__}"]
-    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(BACKEND)
-    if module:
-        versions.append(f"{module} {__import__(module).__version__}")
-    return f"{os.cpu_count()} cores; Python {platform.python_version()}, " + ", ".join(versions)
 
 
 def shape_of(label: str, size: int) -> tuple[int, ...]:
@@ -190,12 +163,13 @@ def main() -> None:
 
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
-    print(f"backend {BACKEND}: {machine()}", file=sys.stderr, flush=True)
+    host = machine(BACKEND)
+    print(f"backend {BACKEND}: {host}", file=sys.stderr, flush=True)
     skip = tuple(name for name in args.skip.split(",") if name)
     rows, checks = bench(args.size, args.repeats, not args.no_memory, skip)
     load_after = os.getloadavg()[0]
     print(f"\n## {BACKEND} (structured)\n")
-    print(f"Machine: {machine()}. Load average {load_before:.1f} before, {load_after:.1f} after.")
+    print(f"Machine: {host}. Load average {load_before:.1f} before, {load_after:.1f} after.")
     print(
         f"float32, 16.8 M values a kernel, median of {args.repeats} alternated rounds "
         f"(3 for a call over 1 s); {time.perf_counter() - started:.0f} s in all.\n"
