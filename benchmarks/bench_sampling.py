@@ -212,7 +212,7 @@ def bench_tensorflow_stages(results: Results, repeats: int) -> None:
     size = math.prod(SHAPE)
     unit = tf.random.stateless_uniform([size], seed=[1, 2])
     chunk = _sampling._TF_CHUNK
-    fused = _sampling._tensorflow_fused_chunk("float32")
+    fused = _sampling._tensorflow_fused_chunk("truncated_normal", "float32")
     scale = tf.constant(1.0)
     ours = keras_inits.VarianceScaling(seed=0)
     inside = unit * (2 * _sampling._ERF_SQRT2) - _sampling._ERF_SQRT2  # erfinv's real input

@@ -17,6 +17,7 @@ BENCHMARKS.md for the figures):
   From ``_TF_FUSED_FROM`` values on, the truncated normal's inverse CDF runs
   through one XLA program of a fixed chunk shape (compiled once per process
   and dtype), over the same uniform draw: the same stream, with XLA's erfinv.
+  Sparse's mask loop is an XLA program compiled per shape from that size on.
 - JAX: one jitted program per draw, scale and clip fused into it. Value i
   (row-major) is the threefry hash of counter i, the bits ``jax.random.bits``
   draws: outside a trace the output is filled ``_JAX_CHUNK`` values at a
@@ -54,6 +55,7 @@ __all__ = [
     "normal",
     "orthogonal",
     "scaled",
+    "sparse_normal",
     "truncated_normal",
     "uniform",
     "zero_where",
@@ -278,6 +280,8 @@ _PORTABLE: dict[str, Callable[..., Any]] = {
 # kernel (XLA's Philox is a different stream, and slower on CPU).
 _TF_CHUNK = 1 << 20
 _TF_FUSED_FROM = 1 << 22
+# The step of TensorFlow's uniform [0, 1) draw: 23 or 52 random mantissa bits.
+_UNIT_STEP = {"float32": 2.0**-23, "float64": 2.0**-52}
 
 
 def _tensorflow_inverse_cdf(tf: Any, unit: Any, scale: Any) -> Any:
@@ -290,16 +294,66 @@ def _tensorflow_inverse_cdf(tf: Any, unit: Any, scale: Any) -> Any:
 
 
 @functools.cache
-def _tensorflow_fused_chunk(dtype: str) -> Callable[..., Any]:
+def _tensorflow_fused_chunk(kind: str, dtype: str) -> Callable[..., Any]:
+    """The XLA transform of one chunk of [_TF_CHUNK] uniform values, compiled once.
+
+    "truncated_normal": the inverse CDF, scale and clip. "sparse_normal": the
+    normal inverse CDF, 0 where the chunk's bit in ``words`` (32 values a
+    uint32 word, bit b of word w the value 32 w + b) is set.
+    """
     import tensorflow as tf
 
     signature = [tf.TensorSpec([_TF_CHUNK], dtype), tf.TensorSpec([], dtype)]
+    if kind == "sparse_normal":
+        signature.append(tf.TensorSpec([_TF_CHUNK // 32], tf.uint32))
 
     @tf.function(input_signature=signature, autograph=False, jit_compile=True)
-    def chunk(unit: Any, scale: Any) -> Any:
-        return _tensorflow_inverse_cdf(tf, unit, scale)
+    def chunk(unit: Any, scale: Any, *words: Any) -> Any:
+        if kind == "truncated_normal":
+            return _tensorflow_inverse_cdf(tf, unit, scale)
+        zero = _tensorflow_unpack(tf, words[0], _TF_CHUNK)
+        return tf.where(zero, tf.zeros([], unit.dtype), _tensorflow_normal_cdf(tf, unit, scale))
 
     return chunk
+
+
+def _tensorflow_in_chunks(kind: str, unit: Any, size: Any, scale: Any, *words: Any) -> Any:
+    """The fused chunk applied in place to (chunks, _TF_CHUNK) uniform values: flat, [:size].
+
+    ``unit`` holds whole chunks, drawn as one shape: Philox fills it in counter
+    order, so its first ``size`` values are those of a draw of ``size``.
+    ``words``, for "sparse_normal", is the flat mask of _TF_CHUNK / 32 words a chunk.
+    """
+    import tensorflow as tf
+
+    fused = _tensorflow_fused_chunk(kind, unit.dtype.name)
+    by_chunk = [tf.reshape(w, [-1, _TF_CHUNK // 32]) for w in words]
+
+    def body(i: Any, unit: Any) -> Any:
+        row = fused(unit[i], scale, *(w[i] for w in by_chunk))[None]
+        return i + 1, tf.raw_ops.InplaceUpdate(x=unit, i=tf.reshape(i, [1]), v=row)
+
+    chunks = tf.shape(unit)[0]
+    _, unit = tf.while_loop(
+        lambda i, _: i < chunks, body, (tf.constant(0), unit), parallel_iterations=1
+    )
+    return tf.reshape(unit, [-1])[:size]
+
+
+def _tensorflow_normal_cdf(tf: Any, unit: Any, scale: Any) -> Any:
+    """U[0, 1) on the grid k eps -> the normal N(0, scale^2) by its inverse CDF.
+
+    v = 2u - 1 + eps is the grid's midpoint image, symmetric in (-1, 1) and
+    never 0 or +-1, so sqrt(2) erfinv(v) is finite, and never exactly 0.
+    """
+    eps = _UNIT_STEP[unit.dtype.name]
+    return tf.math.erfinv(unit * 2.0 - (1.0 - eps)) * (math.sqrt(2.0) * scale)
+
+
+def _tensorflow_unpack(tf: Any, words: Any, size: Any) -> Any:
+    """Bit b of uint32 word w as entry 32 w + b of a flat bool tensor, [:size]."""
+    bits = tf.bitwise.right_shift(words[:, None], tf.cast(tf.range(32), tf.uint32))
+    return tf.not_equal(tf.reshape(tf.bitwise.bitwise_and(bits, 1), [-1])[:size], 0)
 
 
 @functools.cache
@@ -314,33 +368,42 @@ def _tensorflow_program(kind: str, dtype: str) -> Callable[..., Any]:
 
     @tf.function(input_signature=signature, autograph=False)
     def program(pair: Any, shape: Any, scale: Any) -> Any:
-        key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=pair)
-        alg = tf.raw_ops.StatelessRandomGetAlg()
-        args = {"key": key, "counter": counter, "alg": alg, "dtype": dtype}
         if kind == "normal":
-            return tf.raw_ops.StatelessRandomNormalV2(shape=shape, **args) * scale
+            key = _tensorflow_key(pair, dtype)
+            return tf.raw_ops.StatelessRandomNormalV2(shape=shape, **key) * scale
         if kind == "fused_truncated_normal":
-            # The uniform draw of ceil(n / chunk) whole chunks: its first n values
-            # are those of a draw of n (Philox fills the output in counter order).
             size = tf.reduce_prod(shape)
-            chunks = (size + _TF_CHUNK - 1) // _TF_CHUNK
-            rows = tf.raw_ops.StatelessRandomUniformV2(shape=tf.stack([chunks, _TF_CHUNK]), **args)
-            fused = _tensorflow_fused_chunk(dtype)
-
-            def body(i: Any, rows: Any) -> Any:
-                row = fused(rows[i], scale)[None]
-                return i + 1, tf.raw_ops.InplaceUpdate(x=rows, i=tf.reshape(i, [1]), v=row)
-
-            _, rows = tf.while_loop(
-                lambda i, _: i < chunks, body, (tf.constant(0), rows), parallel_iterations=1
-            )
-            return tf.reshape(tf.reshape(rows, [-1])[:size], shape)
-        values = tf.raw_ops.StatelessRandomUniformV2(shape=shape, **args)  # [0, 1)
+            unit = _tensorflow_unit_chunks(pair, size, dtype)
+            values = _tensorflow_in_chunks("truncated_normal", unit, size, scale)
+            return tf.reshape(values, shape)
+        values = tf.raw_ops.StatelessRandomUniformV2(shape=shape, **_tensorflow_key(pair, dtype))
         if kind == "uniform":
             return values * (2.0 * scale) - scale
         return _tensorflow_inverse_cdf(tf, values, scale)
 
     return program
+
+
+def _tensorflow_key(pair: Any, dtype: str) -> dict[str, Any]:
+    """The arguments of the V2 stateless draws for an int32 seed pair (Keras's stream)."""
+    import tensorflow as tf
+
+    key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=pair)
+    return {
+        "key": key,
+        "counter": counter,
+        "alg": tf.raw_ops.StatelessRandomGetAlg(),
+        "dtype": dtype,
+    }
+
+
+def _tensorflow_unit_chunks(pair: Any, size: Any, dtype: str) -> Any:
+    """U[0, 1) as (ceil(size / _TF_CHUNK), _TF_CHUNK); the first ``size`` are a draw of ``size``."""
+    import tensorflow as tf
+
+    chunks = (size + _TF_CHUNK - 1) // _TF_CHUNK
+    shape = tf.stack([chunks, _TF_CHUNK])
+    return tf.raw_ops.StatelessRandomUniformV2(shape=shape, **_tensorflow_key(pair, dtype))
 
 
 def _tensorflow_seed_pair(seed: Any) -> Any:
@@ -527,21 +590,24 @@ _FAST: dict[str, Callable[..., Any]] = {"tensorflow": _tensorflow, "jax": _jax, 
 # True entries in each column, which ones uniformly at random and independently
 # per column, without sorting anything. The smaller of the two sets is picked
 # (at most rows / 2 positions a column) and the mask inverted if need be. Both
-# methods pick uniformly random rows until the column holds that many distinct
-# ones, which gives every subset of that size the same chance (the rows are
-# exchangeable); each row is drawn as a 32-bit integer reduced modulo the
-# range, as the backends' own randint does (a bias below rows / 2^32).
+# methods give every subset of that size the same chance: Floyd's algorithm
+# (Bentley and Floyd, "A sample of brilliance", CACM 30(9), 1987) by
+# construction, and picking uniformly random rows until the column holds that
+# many distinct ones because the rows are exchangeable. Each row is drawn as a
+# 32-bit integer reduced modulo the range, as the backends' own randint does
+# (a bias below rows / 2^32).
 
 
 def column_subsets(rows: int, cols: int, count: int, seed: Any) -> Any:
     """A bool (rows, cols) mask: ``count`` True entries per column, uniformly placed.
 
-    Work and memory grow with min(count, rows - count) * cols, not with a sort
-    of every column: TensorFlow and torch draw rows in rounds, each round as
-    many per column as it still lacks (duplicates are dropped; a column never
-    gets more than it needs), JAX runs Floyd's algorithm (for j = rows - m,
-    ..., rows - 1: t uniform in [0, j]; take t, or j if t is taken) in one
-    compiled loop. The mask is a pure function of the seed on each backend.
+    Work grows with min(count, rows - count) * cols, not with a sort of every
+    column. JAX and TensorFlow run Floyd's algorithm (for j = rows - m, ...,
+    rows - 1: t uniform in [0, j]; take t, or j if t is taken) on all columns
+    at once in one loop (TensorFlow on a bit mask, 32 entries a word); torch
+    draws rows in rounds, each round as many per column as it still lacks
+    (duplicates are dropped; a column never gets more than it needs). The mask
+    is a pure function of the seed on each backend.
     """
     picks = min(count, rows - count)
     invert = picks != count
@@ -578,6 +644,29 @@ def zero_where(mask: Any, values: Any) -> Any:
     return keras.ops.where(mask, keras.ops.zeros((), dtype=values.dtype), values)
 
 
+def sparse_normal(
+    rows: int, cols: int, zeros: int, stddev: float, dtype: str, seeds: tuple[Any, Any]
+) -> Any:
+    """(rows, cols) N(0, stddev^2) values with exactly ``zeros`` zeros in each column.
+
+    Which entries are 0 is ``column_subsets(rows, cols, zeros, seeds[0])``'s
+    choice (the mask seed), the values come from ``seeds[1]``. TensorFlow
+    builds the mask as bits and draws the values by the normal's inverse CDF
+    of its uniform draw, zeroed in the same pass (one XLA program over fixed
+    chunks, in place, from _TF_FUSED_FROM values on); elsewhere this is
+    ``zero_where(column_subsets(...), normal(...))``.
+    """
+    _check_range(stddev, _NORMAL_REACH, dtype)
+    mask_seed, value_seed = seeds
+    fast = _is_fast_seed(mask_seed) and _is_fast_seed(value_seed)
+    if keras.backend.backend() == "tensorflow" and fast:
+        draw_dtype = _draw_dtype(dtype)
+        values = _tensorflow_sparse(rows, cols, zeros, stddev, draw_dtype, mask_seed, value_seed)
+        return _finish(values, dtype)
+    mask = column_subsets(rows, cols, zeros, mask_seed)
+    return zero_where(mask, normal((rows, cols), stddev, dtype, value_seed))
+
+
 def _portable_subsets(rows: int, cols: int, picks: int, seed: Any) -> Any:
     # The rank of each entry in its column under uniform noise (a full sort).
     noise = keras.random.uniform((rows, cols), dtype="float32", seed=seed)
@@ -590,67 +679,124 @@ def _id_dtype(picks: int) -> str:
     return "int16" if picks < 2**14 else "int32"
 
 
+# TensorFlow runs Floyd's algorithm too, with the mask as bits: bit i of the
+# row-major index i, 32 to a uint32 word, so the mask of a 4096 x 4096 kernel
+# is 2 MiB and its random reads and writes stay in cache. From _TF_FUSED_FROM
+# values on, the loop runs as an XLA program compiled once per shape (about
+# 0.2 x one uniform draw of the kernel, where the graph runtime copies the
+# words on every step); below, the same loop runs in the graph, for any
+# shape. Both give the same words.
+
+
+def _tensorflow_floyd(tf: Any, bits: Any, rows: Any, words: Any) -> Any:
+    """Floyd's algorithm on every column at once, from (picks, cols) uint32 ``bits``."""
+    picks, cols = tf.shape(bits)[0], tf.shape(bits)[1]
+    column = tf.range(cols, dtype=tf.int64)
+    rows = tf.cast(rows, tf.int64)
+    one = tf.ones([cols], tf.uint32)
+
+    def bit_of(flat: Any) -> Any:
+        return tf.cast(flat % 32, tf.uint32)
+
+    def step(s: Any, mask: Any) -> Any:  # t uniform in [0, j]; t, or j if taken
+        j = rows - tf.cast(picks - s, tf.int64)
+        t = tf.cast(bits[s] % tf.cast(j + 1, tf.uint32), tf.int64)
+        flat = t * tf.cast(cols, tf.int64) + column
+        taken = tf.bitwise.bitwise_and(
+            tf.bitwise.right_shift(tf.gather(mask, flat // 32), bit_of(flat)), 1
+        )
+        flat = tf.where(taken != 0, j, t) * tf.cast(cols, tf.int64) + column
+        # Floyd never picks a taken row, so adding its bit sets it, also where
+        # two columns' bits share a word.
+        mask = tf.tensor_scatter_nd_add(
+            mask, (flat // 32)[:, None], tf.bitwise.left_shift(one, bit_of(flat))
+        )
+        return s + 1, mask
+
+    initial = (tf.constant(0), tf.zeros(tf.reshape(words, [1]), tf.uint32))
+    return tf.while_loop(lambda s, _: s < picks, step, initial, parallel_iterations=1)[1]
+
+
 @functools.cache
-def _tensorflow_subsets_program(id_dtype: str) -> Callable[..., Any]:
+def _tensorflow_floyd_program(compiled: bool) -> Callable[..., Any]:
     import tensorflow as tf
 
-    scalar = tf.TensorSpec([], tf.int32)
-    first_id = -(2 ** (tf.as_dtype(id_dtype).size * 8 - 1)) + 1
-
-    @tf.function(
-        input_signature=[tf.TensorSpec([2], tf.int32), scalar, scalar, scalar], autograph=False
-    )
-    def program(pair: Any, rows: Any, cols: Any, picks: Any) -> Any:
-        column = tf.range(cols)[:, None]
-
-        def draw_round(round_: Any, next_id: Any, count: Any, table: Any, first: Any) -> Any:
-            deficit = picks - count  # (cols, 1): rows each column still lacks
-            width = tf.reduce_max(deficit)
-            slot = tf.range(width)[None, :]
-            seed = tf.random.experimental.stateless_fold_in(pair, round_)
-            row = tf.random.stateless_uniform(
-                tf.stack([cols, width]), seed=seed, minval=0, maxval=rows, dtype=tf.int32
-            )
-            # A column uses its first `deficit` draws; the rest repeat its first
-            # draw of round 0, which holds the oldest id and so never counts again.
-            row = tf.where(slot < deficit, row, first)
-            if id_dtype != "int32":  # out of ids: every taken row becomes the oldest
-                table, next_id = tf.cond(
-                    next_id + width > 0,
-                    lambda: (
-                        tf.where(table != 0, tf.constant(first_id - 1, id_dtype), table),
-                        first_id,
-                    ),
-                    lambda: (table, next_id),
-                )
-            ids = tf.cast(tf.broadcast_to(slot + next_id, tf.shape(row)), id_dtype)
-            index = tf.stack([tf.broadcast_to(column, tf.shape(row)), row], axis=-1)
-            table = tf.tensor_scatter_nd_min(table, index, ids)
-            # A row new to its column is one whose id stayed: drawn before, or twice
-            # in this round, only the first draw's id is in the table.
-            new = tf.equal(tf.gather(table, row, batch_dims=1), ids)
-            count += tf.reduce_sum(tf.cast(new, tf.int32), axis=1, keepdims=True)
-            first = tf.cond(round_ == 0, lambda: tf.reshape(row[:, 0], [-1, 1]), lambda: first)
-            return round_ + 1, next_id + width, count, table, first
-
-        # The rounds' slot ids, by column (cols, rows): 0 is free, ids grow from the
-        # most negative, so a scatter-min keeps a row's first draw.
-        table = tf.zeros(tf.stack([cols, rows]), id_dtype)
-        count = tf.zeros(tf.stack([cols, 1]), tf.int32)
-        first = tf.zeros(tf.stack([cols, 1]), tf.int32)  # set in round 0, used after
-        _, _, _, table, _ = tf.while_loop(
-            lambda _, __, count, ___, ____: tf.reduce_any(count < picks),
-            draw_round,
-            (tf.constant(0), tf.constant(first_id), count, table, first),
+    if compiled:  # rows and words static: one XLA program per shape
+        return tf.function(
+            lambda bits, rows, words: _tensorflow_floyd(tf, bits, rows, words),
+            autograph=False,
+            jit_compile=True,
         )
-        return tf.transpose(tf.not_equal(table, 0))
+    scalar = tf.TensorSpec([], tf.int32)
+    return tf.function(
+        lambda bits, rows, words: _tensorflow_floyd(tf, bits, rows, words),
+        input_signature=[tf.TensorSpec([None, None], tf.uint32), scalar, scalar],
+        autograph=False,
+    )
 
-    return program
+
+def _tensorflow_subset_words(rows: int, cols: int, picks: int, seed: Any, words: int) -> Any:
+    """``words`` uint32 words whose bits mark ``picks`` rows of each column (row-major)."""
+    import tensorflow as tf
+
+    bits = tf.random.stateless_uniform(
+        [picks, cols], seed=_tensorflow_seed_pair(seed), minval=None, maxval=None, dtype=tf.uint32
+    )
+    return _tensorflow_floyd_program(rows * cols >= _TF_FUSED_FROM)(bits, rows, words)
 
 
 def _tensorflow_subsets(rows: int, cols: int, picks: int, seed: Any) -> Any:
-    pair = _tensorflow_seed_pair(seed)
-    return _tensorflow_subsets_program(_id_dtype(picks))(pair, rows, cols, picks)
+    import tensorflow as tf
+
+    size = rows * cols
+    words = _tensorflow_subset_words(rows, cols, picks, seed, -(-size // 32))
+    return tf.reshape(_tensorflow_unpack(tf, words, size), [rows, cols])
+
+
+def _tensorflow_sparse(
+    rows: int, cols: int, zeros: int, stddev: float, dtype: str, mask_seed: Any, value_seed: Any
+) -> Any:
+    import tensorflow as tf
+
+    size = rows * cols
+    fused = size >= _TF_FUSED_FROM
+    # The words cover the chunks of the fused draw (its padding never read back).
+    words = -(-size // _TF_CHUNK) * (_TF_CHUNK // 32) if fused else -(-size // 32)
+    picks = min(zeros, rows - zeros)
+    words = _tensorflow_subset_words(rows, cols, picks, mask_seed, words)
+    if picks != zeros:
+        words = tf.bitwise.invert(words)
+    pair = _tensorflow_seed_pair(value_seed)
+    shape = tf.constant([rows, cols], tf.int32)
+    return _tensorflow_sparse_program(fused, dtype)(pair, words, shape, tf.constant(stddev, dtype))
+
+
+@functools.cache
+def _tensorflow_sparse_program(fused: bool, dtype: str) -> Callable[..., Any]:
+    import tensorflow as tf
+
+    signature = [
+        tf.TensorSpec([2], tf.int32),
+        tf.TensorSpec([None], tf.uint32),
+        tf.TensorSpec([2], tf.int32),
+        tf.TensorSpec([], dtype),
+    ]
+
+    @tf.function(input_signature=signature, autograph=False)
+    def program(pair: Any, words: Any, shape: Any, scale: Any) -> Any:
+        size = tf.reduce_prod(shape)
+        if fused:
+            unit = _tensorflow_unit_chunks(pair, size, dtype)
+            values = _tensorflow_in_chunks("sparse_normal", unit, size, scale, words)
+        else:
+            unit = tf.raw_ops.StatelessRandomUniformV2(
+                shape=tf.reshape(size, [1]), **_tensorflow_key(pair, dtype)
+            )
+            zero = _tensorflow_unpack(tf, words, size)
+            values = tf.where(zero, tf.zeros([], dtype), _tensorflow_normal_cdf(tf, unit, scale))
+        return tf.reshape(values, shape)
+
+    return program
 
 
 @functools.cache

@@ -8,9 +8,10 @@ optimization and is a classic baseline for deep and recurrent nets.
 Reproducible from its seed, mask included (PyTorch's ``sparse_`` picks the
 zeros with a generator its ``generator`` argument does not reach). The zeros
 of each column are drawn directly, with no sort (``_sampling.column_subsets``:
-uniformly random rows until the column holds exactly as many distinct ones as
-it needs), so the cost is about one normal draw of the kernel. The mask and the
-values take separate seeds (``split_seed``). This module never round-trips
+Floyd's algorithm, or uniformly random rows until the column holds exactly as
+many distinct ones as it needs), so the cost is one to two normal draws of the
+kernel (``_sampling.sparse_normal``). The mask and the values take separate
+seeds (``split_seed``). This module never round-trips
 through NumPy, so a call traces under ``jax.jit``.
 """
 
@@ -42,9 +43,9 @@ class Sparse(RandomInitializer):
     mask does not depend on ``dtype``: float16 and float32 draws from the
     same seed zero the same entries. (In float16 a nonzero value below
     6e-8, i.e. |N(0, 1)| < 6e-6 at stddev 0.01, rounds to 0 as well: about
-    5 in 10^6 entries. TensorFlow's and torch's float32 normal samplers also
-    return an exact 0.0 about once in 10^7 values; the mask is exact, such a
-    value reads as one more zero.)
+    5 in 10^6 entries. torch's float32 normal sampler also returns an exact
+    0.0 about once in 10^7 values; the mask is exact, such a value reads as
+    one more zero.)
 
     Args:
         sparsity: The fraction of each column that is zero, in [0, 1).
@@ -95,11 +96,10 @@ class Sparse(RandomInitializer):
 
     def _draw(self, shape: tuple[int, ...], dtype: str, seed: Any) -> Any:
         rows, cols = math.prod(shape[:-1]), shape[-1]
-        mask_seed, value_seed = split_seed(seed, 2)
-        # The mask first, so its working memory is freed before the values exist.
-        zeros = _sampling.column_subsets(rows, cols, self.zeros_per_column(shape), mask_seed)
-        values = _sampling.normal((rows, cols), self.stddev, dtype, value_seed)
-        return keras.ops.reshape(_sampling.zero_where(zeros, values), shape)
+        zeros = self.zeros_per_column(shape)
+        seeds = split_seed(seed, 2)  # the mask's, the values'
+        values = _sampling.sparse_normal(rows, cols, zeros, self.stddev, dtype, seeds)
+        return keras.ops.reshape(values, shape)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "sparsity": self.sparsity, "stddev": self.stddev}
