@@ -154,6 +154,22 @@ print("PEAK_MEMORY_JSON " + json.dumps({{"peak_bytes": _peak, "before_bytes": _b
 """
 
 
+def warmup_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """``shape`` with its last two axes halved: a quarter of the values, for ``peak_memory``.
+
+    Large enough to take the code path the measured call takes (TensorFlow's
+    fused XLA programs start at 2^22 values, a quarter of 4096 x 4096), so
+    what is set up once per process (XLA's compiler) is set up in the warm-up
+    and not counted; small enough that no block it frees can hold the
+    measured call's output.
+
+    Example:
+        >>> warmup_shape((4, 4, 1024, 1024)), warmup_shape((2048, 8192))
+        ((4, 4, 512, 512), (1024, 4096))
+    """
+    return (*shape[:-2], *(max(1, side // 2) for side in shape[-2:]))
+
+
 def peak_memory(
     setup: str,
     call: str,
@@ -170,9 +186,9 @@ def peak_memory(
     the results freed, to load kernels and libraries, then ``call`` once under
     measurement. The result the call returns stays alive, so it counts: a
     call that allocates its output and nothing else measures about one output
-    size. Warm up on a smaller shape than you measure: an allocator that keeps
-    freed memory (TensorFlow's does) would otherwise serve the measured call
-    from its pool and show no growth at all.
+    size. Warm up on a smaller shape than you measure (``warmup_shape``): an
+    allocator that keeps freed memory (TensorFlow's does) would otherwise
+    serve the measured call from its pool and show no growth at all.
 
     Raises:
         RuntimeError: If the child fails or this is not Linux.

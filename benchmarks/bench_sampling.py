@@ -39,7 +39,15 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]  # this checkout's keras_in
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-from _harness import Check, block, machine, markdown, peak_memory, time_alternated  # noqa: E402
+from _harness import (  # noqa: E402
+    Check,
+    block,
+    machine,
+    markdown,
+    peak_memory,
+    time_alternated,
+    warmup_shape,
+)
 
 import keras_inits  # noqa: E402
 from keras_inits._base import RandomInitializer  # noqa: E402
@@ -132,7 +140,7 @@ def bench_initializers(results: Results, repeats: int, with_memory: bool) -> Non
             seed = "seed=0" if issubclass(cls, RandomInitializer) else ""
             setup = MEMORY_SETUP + f"init = {{c.__name__: c for c in CLASSES}}[{name!r}]({seed})\n"
             try:
-                peak = measure_memory(setup, f"init({SHAPE})", "init((64, 64))")
+                peak = measure_memory(setup, f"init({SHAPE})", f"init({warmup_shape(SHAPE)})")
             except RuntimeError as error:  # reported, never fatal to the rest of the run
                 results.notes.append(f"{name}: peak memory not measured: {error!s:.200}")
             if equivalent is not None:
@@ -140,7 +148,7 @@ def bench_initializers(results: Results, repeats: int, with_memory: bool) -> Non
                 if key not in keras_memory:
                     setup = MEMORY_SETUP + f"builtin = keras.initializers.get({equivalent[1]!r})\n"
                     keras_memory[key] = measure_memory(
-                        setup, f"builtin({SHAPE})", "builtin((64, 64))"
+                        setup, f"builtin({SHAPE})", f"builtin({warmup_shape(SHAPE)})"
                     )
                 keras_peak = keras_memory[key]
         distribution = equivalent[0] if equivalent else "-"

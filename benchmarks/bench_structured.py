@@ -41,7 +41,15 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]  # this checkout's keras_in
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-from _harness import Check, block, machine, markdown, peak_memory, time_alternated  # noqa: E402
+from _harness import (  # noqa: E402
+    Check,
+    block,
+    machine,
+    markdown,
+    peak_memory,
+    time_alternated,
+    warmup_shape,
+)
 
 import keras_inits  # noqa: E402
 
@@ -90,15 +98,11 @@ import keras, keras_inits
 """
 
 
-def small_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
-    return (4, 4, 16, 16) if len(shape) == 4 else (64, 64 * shape[1] // shape[0])
-
-
 def measure_peak(name: str, arguments: dict[str, Any], shape: tuple[int, ...]) -> float:
-    """Peak memory of one call at ``shape`` in a fresh process, warmed up on a small shape."""
+    """Peak memory of one call at ``shape`` in a fresh process, after one at a quarter of it."""
     setup = MEMORY_SETUP + f"init = keras_inits.{name}(**{arguments!r})\n"
     peak_bytes = peak_memory(
-        setup, f"init({shape})", warmup_call=f"init({small_shape(shape)})", backend=BACKEND
+        setup, f"init({shape})", warmup_call=f"init({warmup_shape(shape)})", backend=BACKEND
     )
     return peak_bytes / (math.prod(shape) * 4)
 
