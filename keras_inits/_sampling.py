@@ -56,6 +56,7 @@ __all__ = [
     "orthogonal",
     "scaled",
     "sparse_normal",
+    "sylvester_block",
     "truncated_normal",
     "uniform",
     "zero_where",
@@ -114,18 +115,24 @@ def check_fits(largest: float, dtype: str) -> None:
         )
 
 
-def fused(build: Callable[..., Any], *static: Any) -> Any:
-    """``build(*static)`` for a kernel built from iotas (no draw), as one program on JAX.
+def fused(build: Callable[..., Any], shape: tuple[int, ...], *static: Any) -> Any:
+    """``build(shape, *static)``, a kernel built from iotas (no draw), as one XLA program.
 
-    ``static`` must be hashable (shape, dtype, Python numbers, strings). On JAX
-    the ops run as one jitted program per (build, static), so XLA fuses the
-    iotas and comparisons into the output: one output-sized buffer, where op
-    by op each intermediate was one (and inside an outer trace it inlines, so
-    a sharded call still builds only its shard). Elsewhere ``build`` runs as is.
+    ``static`` must be hashable (dtype, Python numbers, strings). The ops run
+    as one compiled program per (build, shape, static), so XLA fuses the iotas
+    and comparisons into the output: one output-sized buffer, where op by op
+    each intermediate was one. On JAX always (inside an outer trace it
+    inlines, so a sharded call still builds only its shard); on TensorFlow
+    from _TF_FUSED_FROM values on, where the compile (about 0.1 s a shape)
+    buys more than it costs. Elsewhere ``build`` runs op by op; XLA selects
+    the same constants, so the values are the same either way.
     """
-    if keras.backend.backend() == "jax":
-        return _jax_fused(build, len(static))(*static)
-    return build(*static)
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return _jax_fused(build, 1 + len(static))(shape, *static)
+    if backend == "tensorflow" and math.prod(shape) >= _TF_FUSED_FROM:
+        return _tensorflow_fused(build, shape, *static)()
+    return build(shape, *static)
 
 
 @functools.cache
@@ -133,6 +140,40 @@ def _jax_fused(build: Callable[..., Any], count: int) -> Callable[..., Any]:
     import jax
 
     return jax.jit(build, static_argnums=tuple(range(count)))
+
+
+@functools.cache
+def _tensorflow_fused(build: Callable[..., Any], *static: Any) -> Callable[..., Any]:
+    import tensorflow as tf
+
+    return tf.function(lambda: build(*static), autograph=False, jit_compile=True)
+
+
+def sylvester_block(rows: int, cols: int, value: float, dtype: str) -> Any:
+    """``value`` * H[:rows, :cols] for Sylvester's Hadamard matrix H, built in place, or None.
+
+    torch only (elsewhere None: build it from iotas under ``fused``). H's
+    top-left 2s x 2s block is [[B, B], [B, -B]] for its s x s block B, so the
+    output is filled by doubling: the one output tensor, copies within it.
+    """
+    if keras.backend.backend() != "torch":
+        return None
+    out = keras.ops.empty((rows, cols), dtype=dtype)
+    if out.device.type == "meta":
+        return None
+    out[:1, :1] = value
+    size = 1
+    while size < max(rows, cols):  # out[:size, :size] (clipped to the shape) is done
+        r, c = min(size, rows), min(size, cols)
+        r2, c2 = min(2 * size, rows) - size, min(2 * size, cols) - size
+        if c2 > 0:
+            out[:r, size : size + c2].copy_(out[:r, :c2])
+        if r2 > 0:
+            out[size : size + r2, :c].copy_(out[:r2, :c])
+        if r2 > 0 and c2 > 0:
+            out[size : size + r2, size : size + c2].copy_(out[:r2, :c2]).neg_()
+        size *= 2
+    return out
 
 
 def _draw_dtype(dtype: str) -> str:

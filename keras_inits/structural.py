@@ -25,7 +25,7 @@ import numpy as np
 
 from keras_inits._base import DeterministicInitializer, RandomInitializer, Seed
 from keras_inits._fans import centre_tap
-from keras_inits._sampling import check_fits, fused
+from keras_inits._sampling import check_fits, fused, sylvester_block
 from keras_inits._validation import (
     check_choice,
     check_kernel_rank,
@@ -168,6 +168,9 @@ def _zero_matrix(n_in: int, n_out: int, dtype: str) -> Any:
         return keras.ops.eye(n_in, n_out, dtype=dtype)
     order = (n_out - 1).bit_length()  # m = ceil(log2(out))
     c = 2.0 ** (-(order - 1) / 2.0)
+    block = sylvester_block(n_in, n_out, c, dtype)
+    if block is not None:
+        return block
     negative = _hadamard_parity(n_in, n_out, order)
     return keras.ops.where(negative, _constant(-c, dtype), _constant(c, dtype))
 

@@ -10,6 +10,7 @@ from helpers import assert_error, std_tolerance, to_numpy
 from scipy import linalg
 
 import keras_inits as ki
+from keras_inits import _sampling
 from keras_inits._base import derive_seed
 
 RNG = np.random.default_rng(0)
@@ -451,6 +452,18 @@ ROUNDOFF = {"float16": 2.0**-11, "bfloat16": 2.0**-8, "float32": 2.0**-24}
 
 @pytest.mark.parametrize("dtype", sorted(ROUNDOFF))
 def test_deterministic_kernels_equal_the_numpy_construction_in_every_float_dtype(dtype):
+    check_deterministic_cases(dtype)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TF's XLA path")
+@pytest.mark.parametrize("dtype", sorted(ROUNDOFF))
+def test_tensorflow_compiled_kernels_equal_the_numpy_construction(monkeypatch, dtype):
+    # From _TF_FUSED_FROM values on, TensorFlow builds them as one XLA program.
+    monkeypatch.setattr(_sampling, "_TF_FUSED_FROM", 1)
+    check_deterministic_cases(dtype)
+
+
+def check_deterministic_cases(dtype):
     for initializer, reference, shape in DETERMINISTIC_CASES:
         values = initializer(shape, dtype=dtype)
         assert keras.backend.standardize_dtype(values.dtype) == dtype
