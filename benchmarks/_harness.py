@@ -188,7 +188,9 @@ def peak_memory(
     call that allocates its output and nothing else measures about one output
     size. Warm up on a smaller shape than you measure (``warmup_shape``): an
     allocator that keeps freed memory (TensorFlow's does) would otherwise
-    serve the measured call from its pool and show no growth at all.
+    serve the measured call from its pool and show no growth at all. The
+    child's glibc malloc gets a fixed mmap threshold, so it returns what it
+    frees.
 
     Raises:
         RuntimeError: If the child fails or this is not Linux.
@@ -198,6 +200,10 @@ def peak_memory(
     env = dict(os.environ)
     if backend is not None:
         env["KERAS_BACKEND"] = backend
+    # glibc's malloc raises its mmap threshold after a large free and then keeps
+    # freed blocks up to 32 MiB in its heap, where the warm-up's could serve the
+    # measured call; a fixed threshold maps and unmaps every block from 128 KiB.
+    env.setdefault("MALLOC_MMAP_THRESHOLD_", str(128 * 1024))
     source = _CHILD.format(
         setup=textwrap.dedent(setup), call=call, warmup_call=warmup_call or call, warmup=warmup
     )

@@ -16,11 +16,12 @@ memory of one call as a multiple of the output (a fresh process per
 measurement, see ``_harness.peak_memory``). Sparse is measured at
 sparsity 0.1 (PyTorch's documented example) and at its default 0.9; on
 torch, also against ``torch.nn.init.sparse_`` at the same sparsity, in the
-same rounds. The peaks of Sparse and of HadamardIdentity (out > in) are also
+same rounds. The peaks of Sparse, Bilinear and HadamardIdentity (out > in) are also
 measured with twice each side (4x the values): a first call at a shape
 includes compiling its program (JAX, and TensorFlow from 2^22 values on,
 compile per shape), and the larger kernel tells that amount apart from what
-grows with the kernel.
+grows with the kernel. A last row measures the floor of the two QR-based
+classes: the peak of a normal draw of the kernel and its QR, keeping Q.
 The last table checks each figure against the targets of
 issue 13 and says by how much a miss misses.
 """
@@ -62,6 +63,7 @@ DETERMINISTIC_PEAK = 1.1  # "about 1x": built on device, nothing but the output
 SPARSE_VS_UNIFORM = 3.0
 SPARSE_VS_TORCH = 1.0
 DETERMINISTIC = ("ConvIdentity", "HadamardIdentity", "Bilinear")
+QR_FLOOR = "qr"
 
 # (label, class name, constructor arguments) of every row.
 CASES: list[tuple[str, str, dict[str, Any]]] = [
@@ -78,6 +80,10 @@ CASES: list[tuple[str, str, dict[str, Any]]] = [
     ("HadamardIdentity (out > in, 4x the values)", "HadamardIdentity", {}),
     ("ICNR", "ICNR", {"seed": 0}),
     ("Bilinear", "Bilinear", {}),
+    ("Bilinear (4x the values)", "Bilinear", {}),
+    # Peak memory only: a normal draw and its QR, keeping Q, as any QR-based
+    # orthogonal initializer must at least do: the floor of the two above.
+    ("QR floor: keras.ops.qr(keras.random.normal(shape))", QR_FLOOR, {}),
 ]
 
 
@@ -87,7 +93,8 @@ def shape_of(label: str, size: int) -> tuple[int, ...]:
     A label ending in "4x the values)" doubles the last two axes.
     """
     if label.endswith("4x the values)"):
-        base = shape_of(label.replace(", 4x the values)", ")").replace(" ()", ""), size)
+        plain = label.replace(", 4x the values)", ")").replace(" (4x the values)", "")
+        base = shape_of(plain, size)
         return (*base[:-2], *(side * 2 for side in base[-2:]))
     if label == "Bilinear":
         channels = size // 4
@@ -106,7 +113,11 @@ import keras, keras_inits
 
 def measure_peak(name: str, arguments: dict[str, Any], shape: tuple[int, ...]) -> float:
     """Peak memory of one call at ``shape`` in a fresh process, after one at a quarter of it."""
-    setup = MEMORY_SETUP + f"init = keras_inits.{name}(**{arguments!r})\n"
+    if name == QR_FLOOR:
+        draw = "keras.ops.qr(keras.random.normal(shape))[0]"
+        setup = MEMORY_SETUP + f"def init(shape):\n    return {draw}\n"
+    else:
+        setup = MEMORY_SETUP + f"init = keras_inits.{name}(**{arguments!r})\n"
     peak_bytes = peak_memory(
         setup, f"init({shape})", warmup_call=f"init({warmup_shape(shape)})", backend=BACKEND
     )
@@ -122,14 +133,16 @@ def bench(
         if name in skip:
             continue
         shape = shape_of(label, size)
-        init = getattr(keras_inits, name)(**arguments)
-        if label.endswith("4x the values)"):
+        if label.endswith("4x the values)") or name == QR_FLOOR:  # peak memory only
             if with_memory:
                 peak = measure_peak(name, arguments, shape)
                 rows.append([label, " x ".join(map(str, shape)), *"-----", f"{peak:.2f}", "-"])
-                checks.append(Check(f"{label}: peak memory / output", peak, PEAK_MULTIPLE))
+                if name != QR_FLOOR:
+                    limit = DETERMINISTIC_PEAK if name in DETERMINISTIC else PEAK_MULTIPLE
+                    checks.append(Check(f"{label}: peak memory / output", peak, limit))
                 print(f"  {label}: peak {peak:.2f}x", file=sys.stderr, flush=True)
             continue
+        init = getattr(keras_inits, name)(**arguments)
 
         def uniform(shape: tuple[int, ...] = shape) -> Any:
             return keras.random.uniform(shape, seed=1)
