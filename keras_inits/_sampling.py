@@ -146,7 +146,9 @@ def _jax_fused(build: Callable[..., Any], count: int) -> Callable[..., Any]:
 def _tensorflow_fused(build: Callable[..., Any], *static: Any) -> Callable[..., Any]:
     import tensorflow as tf
 
-    return tf.function(lambda: build(*static), autograph=False, jit_compile=True)
+    # A partial, not a lambda: TensorFlow counts traces per code object and
+    # would warn of "retracing" once five shapes had each been traced once.
+    return tf.function(functools.partial(build, *static), autograph=False, jit_compile=True)
 
 
 def sylvester_block(rows: int, cols: int, value: float, dtype: str) -> Any:
@@ -758,21 +760,23 @@ def _tensorflow_floyd(tf: Any, bits: Any, rows: Any, words: Any) -> Any:
     return tf.while_loop(lambda s, _: s < picks, step, initial, parallel_iterations=1)[1]
 
 
+def _tensorflow_floyd_words(bits: Any, rows: int, words: int, compiled: bool) -> Any:
+    """Floyd's loop over (picks, cols) ``bits``: XLA-compiled, or in the graph."""
+    return _tensorflow_floyd_program(compiled)(bits, rows, words)
+
+
 @functools.cache
-def _tensorflow_floyd_program(compiled: bool) -> Callable[..., Any]:
+def _tensorflow_floyd_program(compiled: bool) -> Any:
     import tensorflow as tf
 
-    if compiled:  # rows and words static: one XLA program per shape
-        return tf.function(
-            lambda bits, rows, words: _tensorflow_floyd(tf, bits, rows, words),
-            autograph=False,
-            jit_compile=True,
-        )
+    # Traced once for any shape. Compiled, XLA takes `words` (the mask's size)
+    # as a compile-time constant and caches one program per shape and size.
     scalar = tf.TensorSpec([], tf.int32)
     return tf.function(
         lambda bits, rows, words: _tensorflow_floyd(tf, bits, rows, words),
         input_signature=[tf.TensorSpec([None, None], tf.uint32), scalar, scalar],
         autograph=False,
+        jit_compile=compiled,
     )
 
 
@@ -783,7 +787,7 @@ def _tensorflow_subset_words(rows: int, cols: int, picks: int, seed: Any, words:
     bits = tf.random.stateless_uniform(
         [picks, cols], seed=_tensorflow_seed_pair(seed), minval=None, maxval=None, dtype=tf.uint32
     )
-    return _tensorflow_floyd_program(rows * cols >= _TF_FUSED_FROM)(bits, rows, words)
+    return _tensorflow_floyd_words(bits, rows, words, rows * cols >= _TF_FUSED_FROM)
 
 
 def _tensorflow_subsets(rows: int, cols: int, picks: int, seed: Any) -> Any:

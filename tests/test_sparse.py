@@ -289,8 +289,8 @@ def test_tensorflow_compiled_and_graph_floyd_give_the_same_mask():
             [picks, cols], seed=[3, 4], minval=None, maxval=None, dtype=tf.uint32
         )
         words = -(-rows * cols // 32) + 3  # padding words stay 0
-        graph = _sampling._tensorflow_floyd_program(False)(bits, rows, words)
-        compiled = _sampling._tensorflow_floyd_program(True)(bits, rows, words)
+        graph = _sampling._tensorflow_floyd_words(bits, rows, words, compiled=False)
+        compiled = _sampling._tensorflow_floyd_words(bits, rows, words, compiled=True)
         np.testing.assert_array_equal(as_array(compiled), as_array(graph))
         mask = np.unpackbits(as_array(graph).view(np.uint8), bitorder="little")
         assert not mask[rows * cols :].any()

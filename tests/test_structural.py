@@ -473,3 +473,17 @@ def check_deterministic_cases(dtype):
         np.testing.assert_array_equal(to_numpy(values), expected)
         np.testing.assert_allclose(to_numpy(values), exact, rtol=ROUNDOFF[dtype], atol=0)
         np.testing.assert_array_equal(to_numpy(initializer(shape, dtype=dtype)), to_numpy(values))
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TF's XLA paths")
+def test_tensorflow_compiled_paths_do_not_warn_of_retracing(monkeypatch, caplog):
+    # Each new shape compiles its own program; TensorFlow warns of "retracing"
+    # when one function (code object) is traced again and again, as a model
+    # with many layer shapes would do: seven shapes must stay silent.
+    monkeypatch.setattr(_sampling, "_TF_FUSED_FROM", 1)
+    with caplog.at_level("WARNING", logger="tensorflow"):
+        for extra in range(7):
+            ki.HadamardIdentity()((3 + extra, 40))
+            ki.ConvIdentity()((3, 3, 4 + extra, 8))
+            ki.Sparse(sparsity=0.5, seed=extra)((30 + extra, 20))
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]
