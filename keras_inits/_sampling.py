@@ -16,7 +16,8 @@ BENCHMARKS.md for the figures):
   each intermediate's buffer, so the output is the only tensor of its size.
   From ``_TF_FUSED_FROM`` values on, the truncated normal's inverse CDF runs
   through one XLA program of a fixed chunk shape (compiled once per process
-  and dtype), over the same uniform draw: the same stream, with XLA's erfinv.
+  and dtype), over the same uniform draw: the same stream, with XLA's erfinv
+  (in float32 only its central polynomial, the only one the truncation uses).
   Sparse's mask loop is an XLA program compiled per shape from that size on.
 - JAX: one jitted program per draw, scale and clip fused into it. Value i
   (row-major) is the threefry hash of counter i, the bits ``jax.random.bits``
@@ -327,9 +328,42 @@ _TF_FUSED_FROM = 1 << 22
 _UNIT_STEP = {"float32": 2.0**-23, "float64": 2.0**-52}
 
 
-def _tensorflow_inverse_cdf(tf: Any, unit: Any, scale: Any) -> Any:
+# M. Giles, "Approximating the erfinv function", GPU Computing Gems Jade
+# Edition (2011), ch. 10: single precision, the branch w = -log(1 - x^2) < 5,
+# p(w - 2.5) x. XLA's float32 erfinv is this polynomial (and a second one for
+# w >= 5, |x| > 0.9933, evaluated and selected for every value).
+_GILES_CENTRAL = (
+    2.81022636e-08,
+    3.43273939e-07,
+    -3.5233877e-06,
+    -4.39150654e-06,
+    0.00021858087,
+    -0.00125372503,
+    -0.00417768164,
+    0.246640727,
+    1.50140941,
+)
+
+
+def _central_erfinv(tf: Any, x: Any) -> Any:
+    """float32 erfinv(x) for |x| <= erf(sqrt 2): Giles's central branch only.
+
+    The truncated normal's erfinv never leaves it (w <= 2.42 < 5), so the
+    tail polynomial, its square root and the select XLA's erfinv spends on
+    every value are dropped. Over all 2^23 uniform values TensorFlow's draw
+    can give, the clipped result is within 5.9 float32 ulps of SciPy's
+    float64 erfinv (XLA's erfinv: 6.6) and within 3 ulps of XLA's (tested).
+    """
+    w = -tf.math.log((1.0 - x) * (1.0 + x)) - 2.5
+    p = tf.constant(_GILES_CENTRAL[0], x.dtype)
+    for c in _GILES_CENTRAL[1:]:
+        p = c + p * w
+    return p * x
+
+
+def _tensorflow_inverse_cdf(tf: Any, unit: Any, scale: Any, erfinv: Any = None) -> Any:
     """U[0, 1) -> sqrt(2) sigma erfinv(v), v ~ U(-erf(sqrt 2), erf(sqrt 2)), clipped at 2 sigma."""
-    values = tf.math.erfinv(unit * (2.0 * _ERF_SQRT2) - _ERF_SQRT2)
+    values = (erfinv or tf.math.erfinv)(unit * (2.0 * _ERF_SQRT2) - _ERF_SQRT2)
     values = values * (math.sqrt(2.0) * scale)
     bound = 2.0 * scale
     # One kernel; tf.clip_by_value is two (minimum, then maximum).
@@ -353,7 +387,8 @@ def _tensorflow_fused_chunk(kind: str, dtype: str) -> Callable[..., Any]:
     @tf.function(input_signature=signature, autograph=False, jit_compile=True)
     def chunk(unit: Any, scale: Any, *words: Any) -> Any:
         if kind == "truncated_normal":
-            return _tensorflow_inverse_cdf(tf, unit, scale)
+            central = functools.partial(_central_erfinv, tf) if dtype == "float32" else None
+            return _tensorflow_inverse_cdf(tf, unit, scale, central)
         zero = _tensorflow_unpack(tf, words[0], _TF_CHUNK)
         return tf.where(zero, tf.zeros([], unit.dtype), _tensorflow_normal_cdf(tf, unit, scale))
 

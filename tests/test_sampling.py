@@ -262,6 +262,37 @@ def test_tensorflow_fused_truncated_normal_is_exact_and_one_stream(monkeypatch):
     np.testing.assert_allclose(fused, graph, rtol=0, atol=8 * np.finfo(np.float32).eps * 0.7)
 
 
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="the fused chunks are TensorFlow's")
+def test_tensorflow_fused_inverse_cdf_is_exact_on_every_uniform_value():
+    """All 2^23 float32 values TensorFlow's uniform draw can give, through the fused chunk."""
+    import tensorflow as tf
+    from scipy import special
+
+    step = _sampling._UNIT_STEP["float32"]
+    unit = tf.range(round(1 / step), dtype=tf.float32) * step  # exact: k 2^-23
+    chunks = tf.reshape(unit, [-1, _sampling._TF_CHUNK])
+    scale = tf.constant(1.0)
+    fused = _sampling._tensorflow_fused_chunk("truncated_normal", "float32")
+    ours = np.concatenate([fused(chunk, scale).numpy() for chunk in chunks])
+
+    @tf.function(jit_compile=True, autograph=False)
+    def xla_erfinv(chunk):  # XLA's own erfinv, both of its branches
+        return _sampling._tensorflow_inverse_cdf(tf, chunk, scale)
+
+    xla = np.concatenate([xla_erfinv(chunk).numpy() for chunk in chunks])
+    v = unit.numpy().astype(np.float64) * (2 * _sampling._ERF_SQRT2) - _sampling._ERF_SQRT2
+    truth = np.clip(math.sqrt(2) * special.erfinv(v), -2.0, 2.0)
+    ulp = np.spacing(np.abs(truth).astype(np.float32)).astype(np.float64)
+    assert np.all(np.abs(ours) <= 2.0)
+    error = np.max(np.abs(ours - truth) / ulp)
+    # No less exact than XLA's erfinv, and a few ulps from it.
+    assert error <= 6
+    assert error <= np.max(np.abs(xla - truth) / ulp)
+    assert np.max(np.abs(ours.astype(np.float64) - xla) / ulp) <= 3
+    # Not a looser copy of XLA's: the two differ somewhere (the 1 - x^2 rounding).
+    assert np.any(ours != xla)
+
+
 @pytest.mark.skipif(BACKEND != "jax", reason="jax.jit tracing is JAX's")
 def test_seed_generator_draw_traces_under_jax_jit_statelessly():
     import jax
