@@ -329,9 +329,9 @@ _UNIT_STEP = {"float32": 2.0**-23, "float64": 2.0**-52}
 
 
 # M. Giles, "Approximating the erfinv function", GPU Computing Gems Jade
-# Edition (2011), ch. 10: single precision, the branch w = -log(1 - x^2) < 5,
+# Edition (2011): single precision, the branch w = -log(1 - x^2) < 5,
 # p(w - 2.5) x. XLA's float32 erfinv is this polynomial (and a second one for
-# w >= 5, |x| > 0.9933, evaluated and selected for every value).
+# w >= 5, |x| > 0.9966, evaluated and selected for every value).
 _GILES_CENTRAL = (
     2.81022636e-08,
     3.43273939e-07,
