@@ -361,9 +361,14 @@ def _central_erfinv(tf: Any, x: Any) -> Any:
     return p * x
 
 
-def _tensorflow_inverse_cdf(tf: Any, unit: Any, scale: Any, erfinv: Any = None) -> Any:
-    """U[0, 1) -> sqrt(2) sigma erfinv(v), v ~ U(-erf(sqrt 2), erf(sqrt 2)), clipped at 2 sigma."""
-    values = (erfinv or tf.math.erfinv)(unit * (2.0 * _ERF_SQRT2) - _ERF_SQRT2)
+def _tensorflow_inverse_cdf(tf: Any, unit: Any, scale: Any, central: bool = False) -> Any:
+    """U[0, 1) -> sqrt(2) sigma erfinv(v), v ~ U(-erf(sqrt 2), erf(sqrt 2)), clipped at 2 sigma.
+
+    ``central``: erfinv by its central polynomial alone (float32, under XLA),
+    else TensorFlow's ``Erfinv`` (XLA's erfinv when compiled).
+    """
+    v = unit * (2.0 * _ERF_SQRT2) - _ERF_SQRT2
+    values = _central_erfinv(tf, v) if central else tf.math.erfinv(v)
     values = values * (math.sqrt(2.0) * scale)
     bound = 2.0 * scale
     # One kernel; tf.clip_by_value is two (minimum, then maximum).
@@ -387,8 +392,7 @@ def _tensorflow_fused_chunk(kind: str, dtype: str) -> Callable[..., Any]:
     @tf.function(input_signature=signature, autograph=False, jit_compile=True)
     def chunk(unit: Any, scale: Any, *words: Any) -> Any:
         if kind == "truncated_normal":
-            central = functools.partial(_central_erfinv, tf) if dtype == "float32" else None
-            return _tensorflow_inverse_cdf(tf, unit, scale, central)
+            return _tensorflow_inverse_cdf(tf, unit, scale, central=dtype == "float32")
         zero = _tensorflow_unpack(tf, words[0], _TF_CHUNK)
         return tf.where(zero, tf.zeros([], unit.dtype), _tensorflow_normal_cdf(tf, unit, scale))
 
