@@ -19,7 +19,7 @@ COMPAT_STAMP := $(COMPAT_VENV)/.installed
 # Quieten TensorFlow's C++ start-up logging.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test test-compat dist docs bench lint clean
+.PHONY: demo test test-fast test-compat dist docs bench lint clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -33,16 +33,28 @@ demo: $(STAMP)
 		--plot out/compare.png --json out/compare.json
 
 # One pytest run per backend (on $(PYTEST_WORKERS) cores); every backend runs, and the
-# target fails if any failed. The wheel test installs the wheel `make dist` built.
-test: dist
+# target fails if any failed. $(1): extra pytest arguments.
+define run_suite
 	@failed=""; \
 	for backend in $(BACKENDS); do \
 		echo "=== KERAS_BACKEND=$$backend ==="; \
 		KERAS_BACKEND=$$backend KERAS_INITS_DIST=$(CURDIR)/dist \
-			$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS) || failed="$$failed $$backend"; \
+			$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(1) $(PYTEST_ARGS) \
+			|| failed="$$failed $$backend"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "FAILED on:$$failed"; exit 1; fi; \
 	echo "All backends passed: $(BACKENDS)"
+endef
+
+# Everything; the wheel test installs the wheel `make dist` built.
+test: dist
+	$(call run_suite,)
+
+# The fast tier while iterating: every test not marked `slow` (subprocesses, examples,
+# training, the wheel, benchmark smoke), on all three backends, in a few minutes.
+# `make test` and .ci/run still run everything.
+test-fast: $(STAMP)
+	$(call run_suite,-m "not slow")
 
 # The other end of the range: the whole suite on the oldest supported Keras, on
 # JAX (the smallest install), in its own venv.

@@ -237,6 +237,7 @@ print(json.dumps({name: [keras.ops.convert_to_numpy(k).tolist() for k in build(
 )
 
 
+@pytest.mark.slow
 def test_a_fresh_instance_with_the_same_seed_repeats_the_build_in_every_process():
     here = {
         name: [to_numpy(k) for k in build(ki.XavierUniform(seed=9))]
@@ -299,6 +300,7 @@ for init in (ki.SigmoidNormal(), ki.VarianceScaling(seed=3), ki.SmallUniform(see
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="output shardings are JAX's")
 def test_call_traces_under_jax_jit_with_a_sharding():
     completed = subprocess.run(

@@ -5,6 +5,9 @@ import subprocess
 import sys
 
 import keras
+import pytest
+
+pytestmark = pytest.mark.slow  # a subprocess, an example or a benchmark
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

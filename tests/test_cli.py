@@ -36,6 +36,7 @@ def run_command(args, backend, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_compare_end_to_end(tmp_path):
     backend = keras.backend.backend()
     args = [*TINY, "--init", "sigmoid_normal", "--init", "glorot_normal"]
@@ -78,6 +79,7 @@ def installed_backends():
     return [name for name in cli.BACKENDS if importlib.util.find_spec(name) is not None]
 
 
+@pytest.mark.slow
 def test_backend_flag_picks_the_backend(tmp_path):
     current = keras.backend.backend()
     others = [name for name in installed_backends() if name != current]
@@ -227,6 +229,7 @@ def test_version(capsys):
     )
 
 
+@pytest.mark.slow
 def test_json_dash_writes_only_json_to_stdout(capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     args = ["compare", "--depth", "1", "--width", "8", "--epochs", "1", "--batch-size", "256"]
@@ -239,6 +242,7 @@ def test_json_dash_writes_only_json_to_stdout(capsys, monkeypatch, tmp_path):
     assert not os.path.exists("-")
 
 
+@pytest.mark.slow
 def test_a_failure_while_running_is_one_line_exit_1(capsys, monkeypatch):
     def broken(*_, **__):
         raise RuntimeError("the backend ran out of memory")
@@ -264,6 +268,7 @@ def test_missing_matplotlib_is_reported_before_training(capsys, monkeypatch, tmp
     assert "pip install 'keras-inits[plot]'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_list_imports_no_keras_and_needs_no_docstrings():
     # -OO strips docstrings: the catalogue must not come from them. The launcher
     # must answer `list` without importing Keras (and so a backend) at all.
@@ -318,6 +323,7 @@ def compare_json(capsys, monkeypatch, tmp_path, args):
     return json.loads(captured.out), captured.err
 
 
+@pytest.mark.slow
 def test_compare_cnn_end_to_end(capsys, monkeypatch, tmp_path):
     args = ["--arch", "cnn", "--width", "4", "--init", "delta_orthogonal"]
     document, text = compare_json(capsys, monkeypatch, tmp_path, [*args, "--plot", "cnn.png"])
@@ -340,6 +346,7 @@ def test_compare_cnn_end_to_end(capsys, monkeypatch, tmp_path):
         assert file.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_compare_rnn_end_to_end(capsys, monkeypatch, tmp_path):
     args = ["--arch", "rnn", "--width", "8", "--recurrent-init", "block_orthogonal"]
     args += ["--init", "reinitialize"]
@@ -418,6 +425,7 @@ def user_module(tmp_path, monkeypatch):
     return "user_12a_cli"
 
 
+@pytest.mark.slow
 def test_compare_user_model_and_data_end_to_end(capsys, monkeypatch, tmp_path, user_module):
     args = ["compare", "--epochs", "1", "--model", "./user_12a_cli.py:compiled"]
     args += ["--data", f"{user_module}:data", "--init", "he_normal+reinitialize"]

@@ -207,6 +207,7 @@ def user_file(tmp_path_factory):
     return str(path)
 
 
+@pytest.mark.slow
 def test_user_model_and_data_train_and_report_every_kernel(user_file):
     config = CompareConfig(
         initializers=("he_normal", "lsuv"),

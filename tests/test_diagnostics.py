@@ -399,6 +399,7 @@ def test_compare_config_refuses_bad_values():
         CompareConfig(initializers=("glorot_normal", "nope"))
 
 
+@pytest.mark.slow
 def test_run_compare_is_reproducible_and_reports_every_run():
     config = CompareConfig(
         initializers=("sigmoid_normal", "small_uniform"), depth=2, width=16, epochs=2

@@ -97,6 +97,7 @@ def test_gallery_nav_lists_the_pages_that_exist_in_the_papers_order(tmp_path):
     keras.backend.backend() != "jax",
     reason="the site does not depend on the backend: built once, under JAX (fastest import)",
 )
+@pytest.mark.slow
 def test_site_builds_strict(tmp_path):
     site = tmp_path / "site"
     env = {

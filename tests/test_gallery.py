@@ -121,6 +121,7 @@ def test_every_experiment_is_checked():
     assert set(CHECKS) == set(EXPERIMENTS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
 def test_quick_run_writes_figure_and_numbers(name, tmp_path):
     document = run_experiment(name, tmp_path / "gallery", quick=True, seed=1)
@@ -142,6 +143,7 @@ def test_quick_run_writes_figure_and_numbers(name, tmp_path):
     CHECKS[name](document)
 
 
+@pytest.mark.slow
 def test_cli_runs_one_experiment(tmp_path, capsys):
     assert cli.main(["reproduce", "saxe2014", "--quick", "--out", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out

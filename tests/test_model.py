@@ -522,6 +522,7 @@ def _pre_activation_stds(model, x):
     ]
 
 
+@pytest.mark.slow
 def test_lsuv_trains_a_deep_plain_relu_network_that_stalls(capsys):
     """The evidence: 20 x 32 ReLU on digits, Keras's default init vs the same then lsuv."""
     from keras_inits.diagnostics import CompareConfig, run_compare

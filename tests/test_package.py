@@ -24,6 +24,7 @@ print(" ".join(sorted(added)))
 """
 
 
+@pytest.mark.slow
 def test_import_adds_no_backend_plotting_or_data_package():
     completed = subprocess.run(
         [sys.executable, "-c", CHECK_IMPORTS], capture_output=True, text=True, timeout=300

@@ -140,6 +140,7 @@ def loaded_without_plugin(tmp_path_factory):
     return folder, expected, json.loads(completed.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_portable_file_loads_without_keras_inits_with_identical_predictions(
     loaded_without_plugin,
 ):
@@ -152,6 +153,7 @@ def test_portable_file_loads_without_keras_inits_with_identical_predictions(
     assert '"class_name": "VarianceScaling"' in config
 
 
+@pytest.mark.slow
 def test_a_normal_file_loaded_without_the_plugin_names_the_package(loaded_without_plugin):
     # What a user without keras_inits sees: the config names our package.
     _, _, result = loaded_without_plugin

@@ -243,6 +243,7 @@ def test_tensorflow_eager_and_tf_function_draws_are_one_stream(kind):
 FUSED = (2048, 2049)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="the fused chunks are TensorFlow's")
 def test_tensorflow_fused_truncated_normal_is_exact_and_one_stream(monkeypatch):
     import tensorflow as tf
@@ -262,6 +263,7 @@ def test_tensorflow_fused_truncated_normal_is_exact_and_one_stream(monkeypatch):
     np.testing.assert_allclose(fused, graph, rtol=0, atol=8 * np.finfo(np.float32).eps * 0.7)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="the fused chunks are TensorFlow's")
 def test_tensorflow_fused_inverse_cdf_is_exact_on_every_uniform_value():
     """All 2^23 float32 values TensorFlow's uniform draw can give, through the fused chunk."""

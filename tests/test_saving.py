@@ -47,12 +47,14 @@ def reloaded(original, tmp_path_factory):
 FILE_FORMATS = ["keras", "keras_safe_mode", "h5", "json"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", FILE_FORMATS)
 def test_predictions_identical_after_loading(original, reloaded, fmt):
     _, expected = original
     np.testing.assert_array_equal(np.asarray(reloaded[fmt]["predictions"], "float32"), expected)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", FILE_FORMATS)
 def test_initializer_configs_identical_after_loading(original, reloaded, fmt):
     model, _ = original
@@ -67,6 +69,7 @@ def test_initializer_configs_identical_after_loading(original, reloaded, fmt):
     assert reloaded[fmt]["configs"] == expected
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="SavedModel is TensorFlow's")
 def test_savedmodel_export_serves_identical_predictions(original, reloaded):
     _, expected = original
@@ -75,6 +78,7 @@ def test_savedmodel_export_serves_identical_predictions(original, reloaded):
     )
 
 
+@pytest.mark.slow
 def test_loading_without_import_fails_loudly(reloaded):
     # Why the README says "import keras_inits before load_model".
     message = reloaded["without_import"]
@@ -83,6 +87,7 @@ def test_loading_without_import_fails_loudly(reloaded):
     assert "'registered_name': 'keras_inits>" in message
 
 
+@pytest.mark.slow
 def test_unseeded_build_is_reproducible_across_processes(original, reloaded):
     # Most initializers in the model are unseeded; set_random_seed(0) fixes them all.
     _, expected = original
@@ -91,6 +96,7 @@ def test_unseeded_build_is_reproducible_across_processes(original, reloaded):
     )
 
 
+@pytest.mark.slow
 def test_seeded_draw_is_the_same_in_every_process(reloaded):
     here = to_numpy(ki.SigmoidNormal(seed=3)((4, 4)))
     np.testing.assert_array_equal(np.asarray(reloaded["seeded_draw"], dtype=here.dtype), here)

@@ -57,6 +57,7 @@ def jax_report():
     )
 
 
+@pytest.mark.slow
 def test_one_stream_on_every_path_and_mesh(jax_report):
     assert jax_report["devices"] == 8
     # eager, jit, jit with shardings on 1x2, 2x4 and 8x1 meshes, `layout` (a JAX
@@ -65,10 +66,12 @@ def test_one_stream_on_every_path_and_mesh(jax_report):
     assert jax_report["model_weights"] == 32
 
 
+@pytest.mark.slow
 def test_values_come_back_with_the_sharding_asked_for(jax_report):
     assert jax_report["shardings"] == []
 
 
+@pytest.mark.slow
 def test_per_device_memory_of_a_sharded_draw_against_keras(jax_report):
     """Within 1.5x of Keras's HeNormal (Orthogonal for the QR classes), same run.
 
@@ -80,6 +83,7 @@ def test_per_device_memory_of_a_sharded_draw_against_keras(jax_report):
         assert figures["ours"] <= limit * figures["keras"], (name, figures)
 
 
+@pytest.mark.slow
 def test_identity_like_kernels_are_small_programs(jax_report):
     # A 2048 x 4096 float32 kernel as a constant would be 32 MiB of program text.
     for name, size in jax_report["program_bytes"].items():
@@ -95,6 +99,7 @@ def tf_report():
     return run_script("scaleout_tf.py")
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_replicas_agree(tf_report):
     assert tf_report["replicas"] == 2
     assert tf_report["variables"] > 30
@@ -102,10 +107,12 @@ def test_mirrored_strategy_replicas_agree(tf_report):
     assert tf_report["replica_mismatches"] == []
 
 
+@pytest.mark.slow
 def test_seeded_values_equal_inside_and_outside_the_scope_and_under_tf_function(tf_report):
     assert tf_report["scope_mismatches"] == []
 
 
+@pytest.mark.slow
 def test_fit_save_and_reload_under_the_scope(tf_report):
     first, last = tf_report["fit_loss"]
     assert last < first
@@ -150,6 +157,7 @@ def two_processes():
     return run_two_processes("keras")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["keras_sync", "int_seed", "set_random_seed"])
 def test_two_processes_build_identical_kernels(two_processes, how):
     first, second = two_processes
@@ -158,6 +166,7 @@ def test_two_processes_build_identical_kernels(two_processes, how):
     assert first[how] == second[how]
 
 
+@pytest.mark.slow
 def test_two_processes_with_no_seed_anywhere_warn():
     """A bare jax.distributed.initialize and seed=None: the processes disagree, and we warn.
 
@@ -175,6 +184,7 @@ def test_two_processes_with_no_seed_anywhere_warn():
         assert first["bare"] == second["bare"] == "refused by jax.device_put"
 
 
+@pytest.mark.slow
 def test_distributed_example_runs_and_matches_the_one_device_build():
     if BACKEND != "jax":
         pytest.skip("runs once per `make test`, from the JAX session (8 virtual JAX devices)")

@@ -16,6 +16,8 @@ import sys
 import keras
 import pytest
 
+pytestmark = pytest.mark.slow  # a subprocess, an example or a benchmark
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIST_ENV = "KERAS_INITS_DIST"
 
