@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import os
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -119,9 +120,30 @@ def _draw(variable: Any, initializer: Any) -> None:
 
         with tf.init_scope():
             variable._initialize_with_initializer(initializer)
+    elif backend == "jax" and _layout_of(variable) is not None and not _takes_layout(initializer):
+        # Keras draws such an initializer whole on one device below 250 MiB, then
+        # distributes it; compiled with its output sharding, each device draws its part.
+        import jax
+
+        layout = _layout_of(variable)
+        sharding = getattr(layout, "backend_layout", layout)
+        shape, dtype = variable._shape, variable._dtype
+        try:
+            value = jax.jit(lambda: initializer(shape, dtype=dtype), out_shardings=sharding)()
+        except jax.errors.JAXTypeError:  # not traceable (NumPy inside): Keras's own path
+            variable._initialize_with_initializer(initializer)
+        else:
+            variable._initialize(value)
     else:
         variable._initialize_with_initializer(initializer)
     variable._initializer = None
+
+
+def _takes_layout(initializer: Any) -> bool:
+    try:
+        return "layout" in inspect.signature(initializer).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _undo(variable: Any, guard: _Deferred) -> None:
