@@ -248,10 +248,12 @@ def deferred() -> Iterator[None]:
 
     Example:
         >>> with deferred():
-        ...     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-        >>> report = materialize(model, seed=0)
-        >>> report.drawn
-        ('sequential/dense/kernel', 'sequential/dense/bias')
+        ...     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="out")],
+        ...                              name="mlp")
+        >>> tuple(model.get_layer("out").kernel.shape)
+        (4, 3)
+        >>> materialize(model, seed=0).drawn
+        ('mlp/out/kernel', 'mlp/out/bias')
     """
     if _in_stateless_scope():
         raise ValueError(
@@ -454,11 +456,11 @@ def materialize(
 
     Example:
         >>> with deferred():
-        ...     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-        >>> weights = {"sequential_1/dense_1/kernel": np.ones((4, 3))}
-        >>> report = materialize(model, weights, seed=0)
+        ...     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="out")],
+        ...                              name="mlp")
+        >>> report = materialize(model, {"mlp/out/kernel": np.ones((4, 3))}, seed=0)
         >>> report.loaded, report.drawn
-        (('sequential_1/dense_1/kernel',), ('sequential_1/dense_1/bias',))
+        (('mlp/out/kernel',), ('mlp/out/bias',))
     """
     if not isinstance(model, keras.layers.Layer):
         raise TypeError(
