@@ -347,7 +347,9 @@ def _plan_from_mapping(
     return plan, unmatched
 
 
-def _plan_from_file(layer: Any, variables: list[Any], path: str) -> tuple[dict[int, Any], list[str]]:
+def _plan_from_file(
+    layer: Any, variables: list[Any], path: str
+) -> tuple[dict[int, Any], list[str]]:
     """Keras's own loader walks the file, with every ``assign`` recorded, not applied."""
     if not os.path.isfile(path):
         raise FileNotFoundError(

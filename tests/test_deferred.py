@@ -197,7 +197,7 @@ def test_an_int_seed_gives_reproducible_draws_and_another_seed_other_values():
     ki.materialize(first, seed=11)
     ki.materialize(second, seed=11)
     ki.materialize(other, seed=12)
-    for a, b, c in zip(values(first), values(second), values(other), strict=True):
+    for a, b in zip(values(first), values(second), strict=True):
         np.testing.assert_array_equal(a, b)
     kernel = first.get_layer("body").kernel
     assert not np.array_equal(to_numpy(kernel), to_numpy(other.get_layer("body").kernel))
@@ -371,7 +371,7 @@ def test_a_model_built_partly_outside_the_scope(saved):
         inputs = keras.Input((8,))
         x = keras.layers.LayerNormalization(name="norm")(body(inputs))
         model = keras.Model(inputs, keras.layers.Dense(4, name="head")(x), name="net")
-    assert not isinstance(body.kernel._initializer, type(model.get_layer("head").kernel._initializer))
+    assert body.kernel._initializer is None  # drawn when built, outside the scope
     with pytest.raises(ValueError, match="'norm/gamma' is deferred"):
         model(X)
     report = ki.materialize(model, saved["h5"])
@@ -556,7 +556,8 @@ SHARDED = textwrap.dedent(
         for variable in model.weights:
             value = variable.value
             spec = tuple(variable._layout.axes)
-            if tuple(value.sharding.spec) + (None,) * (len(spec) - len(value.sharding.spec)) != spec:
+            got = tuple(value.sharding.spec)
+            if got + (None,) * (len(spec) - len(got)) != spec:
                 report["shardings"].append(f"{how} {variable.path} {value.sharding.spec}")
             for device in value.sharding.device_set:
                 final[devices.index(device)] += shard_bytes(value)
