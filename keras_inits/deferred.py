@@ -263,9 +263,11 @@ def deferred() -> Iterator[None]:
         )
     before = {id(v) for v in _uninitialized()}
     scope = _DeferredScope()
+    failed = True
     try:
         with scope:
             yield
+        failed = False
     finally:
         created = [
             v
@@ -273,12 +275,12 @@ def deferred() -> Iterator[None]:
             if id(v) not in before and getattr(v, "_value", True) is None
         ]
         _forget_uninitialized(created)
-        _guard(created)
+        _guard(created)  # even after an error: none of them may be drawn behind the user's back
         ours = {id(v) for v in created}
         for key, (variable, value) in scope.assigned.items():
             if key in ours:
                 setattr(variable, _STAGED, value)
-            else:
+            elif not failed:
                 variable.assign(value)  # created outside: applied, as outside any scope
 
 

@@ -134,6 +134,23 @@ def test_a_later_stateless_scope_never_draws_deferred_variables():
     assert still_deferred(model)
 
 
+def test_an_error_inside_the_scope_leaves_what_was_built_deferred():
+    live = keras.Variable(np.zeros(3, "float32"))
+    with pytest.raises(RuntimeError, match="stop"), ki.deferred():
+        model = build()
+        live.assign(np.ones(3, "float32"))
+        raise RuntimeError("stop")
+    assert still_deferred(model)
+    np.testing.assert_array_equal(to_numpy(live), np.zeros(3))  # the failed block's assign: dropped
+
+
+def test_an_assignment_to_a_live_variable_inside_the_scope_is_applied_when_it_closes():
+    live = keras.Variable(np.zeros(3, "float32"))
+    with ki.deferred():
+        live.assign(np.ones(3, "float32"))
+    np.testing.assert_array_equal(to_numpy(live), np.ones(3))
+
+
 # ----- materialize: loading, bitwise -----------------------------------------------
 
 
@@ -434,6 +451,19 @@ def test_an_unbuilt_model_is_refused():
         "`model` must be built (inside `keras_inits.deferred()`: give it a `keras.Input` or "
         "call `model.build(input_shape)`). Received: model='lazy' (not built)",
     )
+
+
+def test_tensorflow_materializes_under_the_strategy_it_was_built_under():
+    if BACKEND != "tensorflow":
+        pytest.skip("tf.distribute: TensorFlow only (JAX's layouts are tested below)")
+    import tensorflow as tf
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope(), ki.deferred():
+        model = build()
+    ki.materialize(model, seed=0)  # outside the strategy's scope
+    kinds = {type(v.value).__name__ for v in model.weights}
+    assert kinds == {"MirroredVariable"}
 
 
 # ----- keras-hub: save_to_preset, then a deferred from_preset --------------------------
