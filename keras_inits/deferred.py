@@ -27,10 +27,8 @@ import contextlib
 import dataclasses
 import inspect
 import os
-import zipfile
 from collections.abc import Iterator, Mapping
 from typing import Any
-from unittest import mock
 
 import keras
 import numpy as np
@@ -109,7 +107,7 @@ def _set_value(variable: Any, value: Any) -> None:
             variable._initialize(value)
     else:
         variable._initialize(value)
-    variable._initializer = None
+    _settle(variable)
 
 
 def _draw(variable: Any, initializer: Any) -> None:
@@ -136,7 +134,7 @@ def _draw(variable: Any, initializer: Any) -> None:
             variable._initialize(value)
     else:
         variable._initialize_with_initializer(initializer)
-    variable._initializer = None
+    _settle(variable)
 
 
 def _takes_layout(initializer: Any) -> bool:
@@ -146,10 +144,17 @@ def _takes_layout(initializer: Any) -> bool:
         return False
 
 
+def _settle(variable: Any) -> None:
+    """A variable with its value: Keras's state after a deferred draw, our hooks gone."""
+    variable._initializer = None
+    variable.__dict__.pop("assign", None)
+
+
 def _undo(variable: Any, guard: _Deferred) -> None:
     """Back to deferred: what ``materialize`` does to each variable it set when it fails."""
     variable._value = None
     variable._initializer = guard
+    variable.assign = _first_assign(variable)
 
 
 def _layout_of(variable: Any) -> Any:
@@ -159,6 +164,8 @@ def _layout_of(variable: Any) -> Any:
 @contextlib.contextmanager
 def _recording_h5_reads(requested: set[str], entries: set[str]) -> Iterator[None]:
     """Records which groups Keras's loader reads, and every dataset in the file."""
+    from unittest import mock  # here: importing keras_inits stays quick
+
     from keras.src.saving.saving_lib import H5IOStore
 
     original = H5IOStore.get
@@ -241,6 +248,9 @@ def deferred() -> Iterator[None]:
     A value assigned inside the scope (a ``load_weights`` inside
     ``from_preset``, say) is kept for ``materialize`` to load; an assignment
     to a variable created outside the scope is applied when the scope closes.
+    After the scope, assigning a deferred variable (``load_weights``, say)
+    gives it its value, the backend's own way, as ``materialize`` would
+    (without its checks and report).
 
     Raises:
         ValueError: If opened inside another ``deferred()`` or any
@@ -296,6 +306,34 @@ def _guard(variables: list[Any]) -> None:
         if distribution is not None and _layout_of(variable) is None:
             variable._layout = distribution.get_variable_layout(variable)
         variable._initializer = _Deferred(variable._initializer, variable.path, strategy)
+        variable.assign = _first_assign(variable)
+
+
+def _first_assign(variable: Any) -> Any:
+    """``variable.assign`` while deferred: the first value, set the backend's own way.
+
+    Keras's own ``assign`` fails on a deferred variable on TensorFlow and writes
+    into a throwaway placeholder on torch; this makes ``load_weights`` (or any
+    assignment) after ``deferred()`` give the variable its value on every
+    backend, placed with its layout on JAX.
+    """
+
+    def assign(value: Any) -> Any:
+        if _in_stateless_scope() or not _is_deferred(variable):
+            return type(variable).assign(variable, value)
+        array = _as_array(value)
+        expected = tuple(int(d) for d in variable.shape)
+        if tuple(array.shape) != expected:
+            raise ValueError(
+                f"The value assigned to deferred variable {variable.path!r} must have its shape "
+                f"{expected}. Received: value.shape={tuple(array.shape)}"
+            )
+        with _strategy_scope(variable._initializer):
+            _set_value(variable, _placed(variable, array))
+        variable.__dict__.pop(_STAGED, None)
+        return value
+
+    return assign
 
 
 # ----- materialize ------------------------------------------------------------------
@@ -357,6 +395,8 @@ def _plan_from_file(
         raise FileNotFoundError(
             f"`weights` must be an existing .keras or .weights.h5 file. Received: weights={path!r}"
         )
+    import zipfile
+
     if path.endswith(".keras") and not zipfile.is_zipfile(path):
         raise ValueError(f"`weights` must be a valid .keras archive. Received: weights={path!r}")
     plan: dict[int, np.ndarray] = {}
@@ -372,11 +412,11 @@ def _plan_from_file(
 
     requested: set[str] = set()
     entries: set[str] = set()
-    patched = []
+    patched: list[tuple[Any, Any]] = []  # (variable, the instance's own assign or None)
     try:
         for variable in variables:
+            patched.append((variable, variable.__dict__.get("assign")))
             variable.assign = recorder(variable)
-            patched.append(variable)
         with _recording_h5_reads(requested, entries):
             _load_file(layer, path)
     except ValueError as error:
@@ -385,8 +425,11 @@ def _plan_from_file(
             f"loader could not place it: {error} Nothing was loaded. Received: weights={path!r}"
         ) from error
     finally:
-        for variable in patched:
-            del variable.assign
+        for variable, own in patched:
+            if own is None:
+                del variable.assign
+            else:
+                variable.assign = own
     unmatched = sorted(name for name in entries if name.rsplit("/", 1)[0] not in requested)
     return plan, unmatched
 
@@ -537,11 +580,12 @@ def materialize(
                     _draw(variable, initializer)
                 drawn.append(variable.path)
             done.append((variable, guard))
-            variable.__dict__.pop(_STAGED, None)
     except BaseException:
         for variable, guard in done:
             _undo(variable, guard)
         raise
+    for variable, _ in done:
+        variable.__dict__.pop(_STAGED, None)
     for variable in variables:
         if id(variable) in plan:  # a live variable: loaded as load_weights would
             variable.assign(plan.pop(id(variable)))
