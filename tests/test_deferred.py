@@ -251,6 +251,31 @@ def test_a_sublayer_is_materialized_alone_and_the_rest_stays_deferred(saved):
     assert report.drawn == ("norm/gamma", "norm/beta", "head/kernel", "head/bias")
 
 
+def test_a_backbone_from_its_own_checkpoint_then_the_head_drawn(tmp_path):
+    def backbone():
+        inputs = keras.Input((8,))
+        x = keras.layers.Dense(16, activation="tanh", name="body")(inputs)
+        return keras.Model(inputs, keras.layers.LayerNormalization(name="norm")(x), name="bone")
+
+    def classifier():
+        inputs = keras.Input((8,))
+        outputs = keras.layers.Dense(3, name="new_head")(backbone()(inputs))
+        return keras.Model(inputs, outputs, name="classifier")
+
+    trained = backbone()
+    trained.save_weights(str(tmp_path / "bone.weights.h5"))
+    with ki.deferred():
+        model = classifier()
+    bone = model.get_layer("bone")
+    report = ki.materialize(bone, str(tmp_path / "bone.weights.h5"))
+    assert report.loaded == ("body/kernel", "body/bias", "norm/gamma", "norm/beta")
+    np.testing.assert_array_equal(to_numpy(bone(X)), to_numpy(trained(X)))
+    with pytest.raises(ValueError, match="'new_head/kernel' is deferred"):
+        model(X)
+    assert ki.materialize(model, seed=0).drawn == ("new_head/kernel", "new_head/bias")
+    assert to_numpy(model(X)).shape == (5, 3)
+
+
 # ----- bad input: clear errors, nothing half loaded -------------------------------------
 
 
@@ -447,6 +472,18 @@ def test_argument_errors(kwargs, error, message):
     model = deferred_build()
     arguments = {"model": model, **kwargs}
     assert_error(lambda: ki.materialize(**arguments), error, message)
+    assert still_deferred(model)
+
+
+def test_a_keras_file_that_is_not_an_archive_is_refused(tmp_path):
+    path = tmp_path / "broken.keras"
+    path.write_text("not a zip")
+    model = deferred_build()
+    assert_error(
+        lambda: ki.materialize(model, str(path)),
+        ValueError,
+        f"`weights` must be a valid .keras archive. Received: weights={str(path)!r}",
+    )
     assert still_deferred(model)
 
 
