@@ -14,11 +14,14 @@ Keras alone returns a fresh draw on torch, so a load into it is silently
 lost), gather a sharded value whole on one device, or leave a model half
 loaded (everything is read and checked before anything is assigned).
 
-Keras internals used here, checked on Keras 3.14 and 3.15 (each backend's
+Keras internals used here, checked on Keras 3.15 only (each backend's
 ``Variable._initialize`` / ``_initialize_with_initializer``, the ``_value``,
-``_initializer`` and ``_layout`` attributes, the global list of uninitialized
-variables, the symbolic scope flag and ``H5IOStore.get``) are named in the
-"Keras internals" section below, the one place that touches them.
+``_initializer``, ``_layout``, ``_shape`` and ``_dtype`` attributes, the
+global list of uninitialized variables, the stateless and symbolic scope
+flags, ``saving_lib.load_weights_only`` and ``H5IOStore.get``): the
+functions that call them sit in the "Keras internals" section below; the
+guard sets the variable attributes. A move to ``keras_inits/_compat.py``
+belongs with that module.
 """
 
 from __future__ import annotations
