@@ -458,6 +458,8 @@ def _placed(variable: Any, array: np.ndarray) -> Any:
         sharding = getattr(layout, "backend_layout", layout)
         host = array if array.dtype == jnp.dtype(dtype) else array.astype(jnp.dtype(dtype))
         return jax.device_put(host, sharding)  # each device gets its own slice only
+    if keras.backend.backend() == "tensorflow" and array.dtype.name == dtype:
+        return array  # tf.Variable copies it once; a tensor first would copy twice
     return keras.ops.convert_to_tensor(array, dtype=dtype)
 
 
