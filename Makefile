@@ -92,6 +92,7 @@ bench: $(STAMP)
 			KERAS_BACKEND=$$backend $(BIN)/python benchmarks/bench_orthogonal.py || exit 1; \
 			KERAS_BACKEND=$$backend $(BIN)/python benchmarks/bench_sharded.py || exit 1; \
 			KERAS_BACKEND=$$backend $(BIN)/python benchmarks/bench_structured.py || exit 1; \
+			KERAS_BACKEND=$$backend $(BIN)/python benchmarks/bench_deferred.py || exit 1; \
 		else \
 			echo "=== $$backend is not installed: skipped ==="; \
 		fi; \

@@ -9,6 +9,7 @@ save ``portable(model)``, which loads with plain Keras.
 from keras_inits._gain import calculate_gain, gain_for
 from keras_inits._portable import keras_equivalent, portable
 from keras_inits._registry import get, names
+from keras_inits.deferred import deferred, materialize
 from keras_inits.model import fans, lsuv, reinitialize, torch_defaults
 from keras_inits.orthogonal import BlockOrthogonal, DeltaOrthogonal
 from keras_inits.small import SmallNormal, SmallUniform
@@ -47,11 +48,13 @@ __all__ = [
     "XavierUniform",
     "__version__",
     "calculate_gain",
+    "deferred",
     "fans",
     "gain_for",
     "get",
     "keras_equivalent",
     "lsuv",
+    "materialize",
     "names",
     "portable",
     "reinitialize",

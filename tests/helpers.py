@@ -59,3 +59,19 @@ def assert_error(make, error_type: type[Exception], message: str, *, prefix: boo
         assert text.startswith(message) if prefix else text == message, text
     else:
         raise AssertionError(f"no {error_type.__name__} raised; expected: {message}")
+
+
+def import_keras_hub():
+    """keras_hub, or a skip on a Keras older than keras-hub 0.32 supports.
+
+    keras-hub 0.32 needs keras>=3.15, so `make test-compat` (the Keras floor)
+    installs without it; with a newer Keras it must be there (the `hub` extra),
+    and a missing one fails rather than skips.
+    """
+    import pytest
+
+    if tuple(int(p) for p in keras.__version__.split(".")[:2]) < (3, 15):
+        pytest.skip(f"keras-hub 0.32 needs keras>=3.15; this is keras {keras.__version__}")
+    import keras_hub
+
+    return keras_hub

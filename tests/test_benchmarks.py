@@ -60,3 +60,14 @@ def test_structured_benchmark_covers_its_seven_classes():
     # Sparse against torch.nn.init.sparse_, on torch only, as a ratio in the same rounds.
     beside_torch = "Sparse (sparsity 0.1): time vs torch.nn.init.sparse_" in completed.stdout
     assert beside_torch == (keras.backend.backend() == "torch")
+
+
+def test_deferred_benchmark_prints_both_targets():
+    completed = run_script(
+        "bench_deferred.py", "--vocabulary", "64", "--width", "16", "--blocks", "2",
+        "--repeats", "1", "--warmup", "0",
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "| deferred build + materialize(weights=) |" in completed.stdout
+    assert "| deferred build / normal build |" in completed.stdout
+    assert "| (deferred build + materialize) / (normal build + load_weights) |" in completed.stdout
