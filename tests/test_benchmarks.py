@@ -57,3 +57,74 @@ def test_structured_benchmark_covers_its_seven_classes():
     # Sparse against torch.nn.init.sparse_, on torch only, as a ratio in the same rounds.
     beside_torch = "Sparse (sparsity 0.1): time vs torch.nn.init.sparse_" in completed.stdout
     assert beside_torch == (keras.backend.backend() == "torch")
+
+
+# ----- _harness.block waits for every backend's asynchronous devices -------------
+
+
+def harness():
+    import importlib.util
+
+    name = "benchmarks_harness_under_test"
+    if name not in sys.modules:
+        path = os.path.join(ROOT, "benchmarks", "_harness.py")
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # its dataclasses look their module up there
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+class Calls:
+    def __init__(self):
+        self.made = []
+
+    def __call__(self, *args):
+        self.made.append(args)
+
+
+def test_block_synchronizes_torch_cuda_and_tensorflow_accelerators(monkeypatch):
+    import types
+
+    block = harness().block
+    torch_sync, tf_sync = Calls(), Calls()
+    fake_torch = types.SimpleNamespace(cuda=types.SimpleNamespace(synchronize=torch_sync))
+    experimental = types.SimpleNamespace(sync_devices=tf_sync)
+    fake_tf = types.SimpleNamespace(test=types.SimpleNamespace(experimental=experimental))
+    monkeypatch.setitem(sys.modules, "torch", fake_torch)
+    monkeypatch.setitem(sys.modules, "tensorflow", fake_tf)
+
+    class TorchTensor:  # what block reads of a torch tensor
+        def __init__(self, cuda):
+            self.is_cuda, self.device = cuda, "cuda:1" if cuda else "cpu"
+
+    class TfTensor:
+        __module__ = "tensorflow.python.framework.ops"
+
+        def __init__(self, device):
+            self.device = device
+
+    on_gpu = TorchTensor(True)
+    assert block([TorchTensor(False), (on_gpu,)])[1][0] is on_gpu
+    assert torch_sync.made == [("cuda:1",)]
+    block(TfTensor("/job:localhost/replica:0/task:0/device:CPU:0"))
+    assert tf_sync.made == []
+    block([TfTensor("/job:localhost/replica:0/task:0/device:GPU:0")])
+    block(TfTensor("/job:worker/replica:0/task:0/device:TPU:3"))
+    assert tf_sync.made == [(), ()]
+
+    class JaxArray:
+        waited = 0
+
+        def block_until_ready(self):
+            JaxArray.waited += 1
+
+    block((JaxArray(), JaxArray()))
+    assert JaxArray.waited == 2 and len(torch_sync.made) == 1
+
+
+def test_block_accepts_this_backends_real_tensors():
+    block = harness().block
+    value = keras.ops.ones((3,))
+    assert block(value) is value
+    assert block([value, (value,)])[0] is value
