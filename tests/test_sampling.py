@@ -395,15 +395,19 @@ def test_sparse_normal_whole_and_chunked_layouts_give_the_same_values(dtype):
     np.testing.assert_array_equal(np.sum(chunked == 0, axis=0), np.full(cols, zeros))
 
 
-# ----- Kernels past 2^31 values (Llama-3-405B's embedding), never allocated ------
-HUGE = (128_256, 16_384)  # 2,101,346,304 values
+# ----- Kernels past 2^31 values, never allocated --------------------------------
+# Gemma 3's vocabulary at width 16,384: 2^32 values, past int32 indices and past
+# the low word of JAX's 64-bit counters. (Llama-3-405B's embedding, 128,256 x
+# 16,384, holds 2,101,346,304 values: just inside 2^31 - 1.)
+HUGE = (262_144, 16_384)
 
 
 def test_draws_past_2_31_values_are_drawn_or_refused_before_any_work():
+    assert math.prod((128_256, 16_384)) <= 2**31 - 1 < math.prod(HUGE) == 2**32
     if BACKEND == "tensorflow":
         message = (
             "`shape` must hold at most 2147483647 values on TensorFlow (2^31 - 1: its draws "
-            "index values with int32); this one holds 2101346304. Received: shape=(128256, 16384)"
+            "index values with int32); this one holds 4294967296. Received: shape=(262144, 16384)"
         )
         for draw in (
             lambda: _sampling.truncated_normal(HUGE, 0.02, "bfloat16", 0),
