@@ -56,6 +56,7 @@ __all__ = [
     "TRUNCATED_STD",
     "Layout",
     "backend_module",
+    "below",
     "check_fits",
     "column_subsets",
     "forced_layout",
