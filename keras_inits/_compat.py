@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-# Sampling, seeds and sharding -------------------------------------------------
+# Sampling, seeds and sharding
 
 
 def keras_int_seed_pair(seed: int) -> tuple[int, int]:
