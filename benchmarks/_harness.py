@@ -43,13 +43,31 @@ __all__ = [
 
 
 def block(value: Any) -> Any:
-    """Waits until ``value`` (a tensor, or a tuple/list of them) is computed."""
+    """Waits until ``value`` (a tensor, or a tuple/list of them) is computed.
+
+    JAX arrays wait for themselves; a torch tensor on CUDA waits for its
+    device (``torch.cuda.synchronize``: CUDA kernels run asynchronously); a
+    TensorFlow tensor on a GPU or TPU waits for every device
+    (``tf.test.experimental.sync_devices``). CPU tensors of torch and
+    TensorFlow are computed when the op returns. The backend modules are
+    taken from ``sys.modules``: a value of a backend means it is imported.
+    """
     if isinstance(value, (tuple, list)):
         for item in value:
             block(item)
     elif hasattr(value, "block_until_ready"):  # JAX
         value.block_until_ready()
+    elif getattr(value, "is_cuda", False):  # torch on CUDA
+        sys.modules["torch"].cuda.synchronize(value.device)
+    elif type(value).__module__.startswith("tensorflow") and _on_accelerator(value):
+        sys.modules["tensorflow"].test.experimental.sync_devices()
     return value
+
+
+def _on_accelerator(value: Any) -> bool:
+    """Whether a TensorFlow tensor lives on a GPU or TPU (its device string names one)."""
+    device = str(getattr(value, "device", "") or "")
+    return ":GPU:" in device or ":TPU:" in device
 
 
 @dataclass(frozen=True)

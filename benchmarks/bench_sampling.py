@@ -219,20 +219,21 @@ def bench_tensorflow_stages(results: Results, repeats: int) -> None:
     """
     import tensorflow as tf
 
-    from keras_inits import _sampling
+    from keras_inits._sampling import _tensorflow
+    from keras_inits._sampling._common import ERF_SQRT2
 
     size = math.prod(SHAPE)
     unit = tf.random.stateless_uniform([size], seed=[1, 2])
-    chunk = _sampling._TF_CHUNK
-    fused = _sampling._tensorflow_fused_chunk("truncated_normal", "float32")
+    chunk = _tensorflow.CHUNK
+    fused = _tensorflow.fused_chunk("truncated_normal", "float32")
     scale = tf.constant(1.0)
 
     @tf.function(jit_compile=True, autograph=False)
     def xla_erfinv(piece: Any) -> Any:  # XLA's erfinv: both polynomials, then a select
-        return _sampling._tensorflow_inverse_cdf(tf, piece, scale)
+        return _tensorflow.inverse_cdf(piece, scale)
 
     ours = keras_inits.VarianceScaling(seed=0)
-    inside = unit * (2 * _sampling._ERF_SQRT2) - _sampling._ERF_SQRT2  # erfinv's real input
+    inside = unit * (2 * ERF_SQRT2) - ERF_SQRT2  # erfinv's real input
     pieces = [unit[i : i + chunk] for i in range(0, size - chunk + 1, chunk)]
     stages: dict[str, Callable[[], Any]] = {
         "keras.random.uniform": lambda: keras.random.uniform(SHAPE, seed=1),

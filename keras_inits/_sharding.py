@@ -15,6 +15,9 @@ size. ``laid_out`` turns a draw into a value with that sharding:
 - TensorFlow and torch: ``layout`` is ignored (their distribution engines
   never pass one); the plain value is returned.
 
+The backend's module in ``keras_inits._sampling`` does the placing
+(``place``); this module decides what to ask of it.
+
 This module never changes the values a seed gives; it only decides where
 they are computed.
 """
@@ -27,6 +30,10 @@ from collections.abc import Callable
 from typing import Any
 
 import keras
+import numpy as np
+
+from keras_inits import _compat
+from keras_inits._sampling import backend_module
 
 __all__ = ["laid_out"]
 
@@ -48,22 +55,14 @@ def laid_out(
     ``random``; with several JAX processes that is only safe once Keras has a
     global seed (see ``_warn_if_processes_may_disagree``).
     """
-    if layout is None or keras.backend.backend() != "jax":
+    if layout is None:
         return make()
-    import jax
-
-    if unseeded and jax.process_count() > 1:
+    module = backend_module()
+    if unseeded and module.process_count() > 1:
         _warn_if_processes_may_disagree()
-
-    sharding = _auto(getattr(layout, "backend_layout", layout))  # TensorLayout, or JAX's own
     stateful = isinstance(seed, keras.random.SeedGenerator)
     nbytes = math.prod(shape) * _itemsize(dtype)
-    if stateful or nbytes < _SHARD_AT_BIRTH_BYTES:
-        return jax.device_put(make(), sharding)
-    # Under Keras's explicit-axes context XLA would draw the whole value on every
-    # device and slice it; in an auto-axes mesh it partitions the draw itself.
-    with jax.set_mesh(sharding.mesh):
-        return jax.jit(make, out_shardings=sharding)()
+    return module.place(make, layout, eager=stateful or nbytes < _SHARD_AT_BIRTH_BYTES)
 
 
 def _warn_if_processes_may_disagree() -> None:
@@ -76,11 +75,7 @@ def _warn_if_processes_may_disagree() -> None:
     compute its shards of one variable from a different seed, silently.
     Keras records its global seed; when there is none, this warns.
     """
-    try:
-        from keras.src.utils.rng_utils import get_random_seed
-    except ImportError:  # a Keras without it: nothing to check against
-        return
-    if get_random_seed() is None:
+    if not _compat.keras_global_seed_set():
         warnings.warn(
             "keras_inits: seed=None initializers in a multi-process JAX run with no "
             "Keras global seed: each process draws its own seeds, so the shards of one "
@@ -93,19 +88,4 @@ def _warn_if_processes_may_disagree() -> None:
 
 
 def _itemsize(dtype: str) -> int:
-    import numpy as np
-
     return 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
-
-
-def _auto(sharding: Any) -> Any:
-    """The same sharding on a concrete mesh whose axes are all Auto (XLA shards the draw)."""
-    import jax
-
-    mesh = sharding.mesh
-    if isinstance(mesh, jax.sharding.AbstractMesh):
-        mesh = jax.sharding.get_mesh()  # the concrete mesh Keras set around the call
-    auto = (jax.sharding.AxisType.Auto,) * len(mesh.axis_names)
-    if tuple(mesh.axis_types) != auto:
-        mesh = jax.sharding.Mesh(mesh.devices, mesh.axis_names, axis_types=auto)
-    return jax.sharding.NamedSharding(mesh, sharding.spec)

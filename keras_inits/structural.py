@@ -25,7 +25,8 @@ import numpy as np
 
 from keras_inits._base import DeterministicInitializer, RandomInitializer, Seed
 from keras_inits._fans import centre_tap
-from keras_inits._sampling import check_fits, fused, sylvester_block
+from keras_inits._kernels import fused, sylvester_block
+from keras_inits._sampling import check_fits
 from keras_inits._validation import (
     check_choice,
     check_kernel_rank,

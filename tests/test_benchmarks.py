@@ -7,8 +7,6 @@ import sys
 import keras
 import pytest
 
-pytestmark = pytest.mark.slow  # a subprocess, an example or a benchmark
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -23,6 +21,7 @@ def run_script(name, *args):
     )
 
 
+@pytest.mark.slow
 def test_sampling_benchmark_covers_every_registered_initializer():
     completed = run_script(
         "bench_sampling.py", "--size", "64", "--repeats", "1", "--draws", "1e4",
@@ -38,12 +37,14 @@ def test_sampling_benchmark_covers_every_registered_initializer():
     assert "values beyond the bound" in completed.stdout
 
 
+@pytest.mark.slow
 def test_orthogonal_benchmark_runs():
     completed = run_script("bench_orthogonal.py", "--sizes", "16", "--repeats", "1", "--breakdown")
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "| LSTM: 4 blocks vs one | 16 | (16, 64) |" in completed.stdout
 
 
+@pytest.mark.slow
 def test_structured_benchmark_covers_its_seven_classes():
     completed = run_script("bench_structured.py", "--size", "64", "--repeats", "1", "--no-memory")
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -62,6 +63,7 @@ def test_structured_benchmark_covers_its_seven_classes():
     assert beside_torch == (keras.backend.backend() == "torch")
 
 
+@pytest.mark.slow
 def test_deferred_benchmark_prints_both_targets():
     completed = run_script(
         "bench_deferred.py", "--vocabulary", "64", "--width", "16", "--blocks", "2",
@@ -71,3 +73,74 @@ def test_deferred_benchmark_prints_both_targets():
     assert "| deferred build + materialize(weights=) |" in completed.stdout
     assert "| deferred build / normal build |" in completed.stdout
     assert "| (deferred build + materialize) / (normal build + load_weights) |" in completed.stdout
+
+
+# ----- _harness.block waits for every backend's asynchronous devices -------------
+
+
+def harness():
+    import importlib.util
+
+    name = "benchmarks_harness_under_test"
+    if name not in sys.modules:
+        path = os.path.join(ROOT, "benchmarks", "_harness.py")
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # its dataclasses look their module up there
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+class Calls:
+    def __init__(self):
+        self.made = []
+
+    def __call__(self, *args):
+        self.made.append(args)
+
+
+def test_block_synchronizes_torch_cuda_and_tensorflow_accelerators(monkeypatch):
+    import types
+
+    block = harness().block
+    torch_sync, tf_sync = Calls(), Calls()
+    fake_torch = types.SimpleNamespace(cuda=types.SimpleNamespace(synchronize=torch_sync))
+    experimental = types.SimpleNamespace(sync_devices=tf_sync)
+    fake_tf = types.SimpleNamespace(test=types.SimpleNamespace(experimental=experimental))
+    monkeypatch.setitem(sys.modules, "torch", fake_torch)
+    monkeypatch.setitem(sys.modules, "tensorflow", fake_tf)
+
+    class TorchTensor:  # what block reads of a torch tensor
+        def __init__(self, cuda):
+            self.is_cuda, self.device = cuda, "cuda:1" if cuda else "cpu"
+
+    class TfTensor:
+        __module__ = "tensorflow.python.framework.ops"
+
+        def __init__(self, device):
+            self.device = device
+
+    on_gpu = TorchTensor(True)
+    assert block([TorchTensor(False), (on_gpu,)])[1][0] is on_gpu
+    assert torch_sync.made == [("cuda:1",)]
+    block(TfTensor("/job:localhost/replica:0/task:0/device:CPU:0"))
+    assert tf_sync.made == []
+    block([TfTensor("/job:localhost/replica:0/task:0/device:GPU:0")])
+    block(TfTensor("/job:worker/replica:0/task:0/device:TPU:3"))
+    assert tf_sync.made == [(), ()]
+
+    class JaxArray:
+        waited = 0
+
+        def block_until_ready(self):
+            JaxArray.waited += 1
+
+    block((JaxArray(), JaxArray()))
+    assert JaxArray.waited == 2 and len(torch_sync.made) == 1
+
+
+def test_block_accepts_this_backends_real_tensors():
+    block = harness().block
+    value = keras.ops.ones((3,))
+    assert block(value) is value
+    assert block([value, (value,)])[0] is value

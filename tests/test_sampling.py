@@ -53,6 +53,7 @@ def test_same_int_seed_same_values(sampler):
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_low_precision_is_drawn_in_float32_then_cast(dtype):
+    # (64 values of sigma 1: none near the bound, where the cast is corrected.)
     seed = 21
     low = _sampling.truncated_normal((64,), 1.0, dtype, seed=seed)
     high = _sampling.truncated_normal((64,), 1.0, "float32", seed=seed)
@@ -106,15 +107,17 @@ SAMPLERS = {
 }
 
 
-def test_this_backend_has_a_fast_path():
-    assert BACKEND in _sampling._FAST
+def test_this_backend_has_a_module_of_its_own():
+    module = _sampling.backend_module()
+    assert module.__name__ == f"keras_inits._sampling._{BACKEND}"
+    assert _sampling.backend_module() is module  # imported once
 
 
 @pytest.mark.parametrize("kind", sorted(SAMPLERS))
 def test_portable_path_draws_the_same_distribution(kind):
     # The path other backends (and seed=None) take, called directly.
     scale = 0.4 / TRUNCATED_STD if kind == "truncated_normal" else 0.4
-    values = to_numpy(_sampling._PORTABLE[kind](SHAPE, scale, "float32", 5))
+    values = to_numpy(_sampling._portable.draw(kind, SHAPE, scale, "float32", 5))
     assert_matches(values, SAMPLERS[kind][1](0.4))
 
 
@@ -149,8 +152,9 @@ def test_seeds_beyond_32_bits_are_accepted():
     assert np.all(np.isfinite(values))
 
 
-# 3 chunks and a ragged tail on JAX, where outside a trace the draw is chunked.
-LONG = (3 * _sampling._JAX_CHUNK + 1234,)
+# 3 chunks and a ragged tail on JAX, where outside a trace on a CPU the draw is chunked.
+JAX_CHUNK = 1 << 16  # keras_inits._sampling._jax._CHUNK (checked where JAX runs)
+LONG = (3 * JAX_CHUNK + 1234,)
 
 
 @pytest.mark.parametrize("kind", sorted(SAMPLERS))
@@ -159,7 +163,7 @@ def test_long_draws_match_the_distribution_and_every_chunk_is_fresh(kind):
     values = to_numpy(sampler(LONG, 0.3, "float32", seed=8))
     assert_matches(values, dist(0.3))
     # A chunk drawn with a reused key would repeat another one value for value.
-    chunk = _sampling._JAX_CHUNK
+    chunk = JAX_CHUNK
     pieces = [values[i * chunk : (i + 1) * chunk] for i in range(3)] + [values[-chunk:]]
     for i in range(len(pieces)):
         for j in range(i + 1, len(pieces)):
@@ -238,7 +242,7 @@ def test_tensorflow_eager_and_tf_function_draws_are_one_stream(kind):
         np.testing.assert_array_equal(eager, traced)
 
 
-# Past _TF_FUSED_FROM values TensorFlow's truncated normal runs its inverse CDF
+# Past FUSED_FROM values TensorFlow's truncated normal runs its inverse CDF
 # through one XLA program of a fixed chunk size: 4 whole chunks and a ragged tail.
 FUSED = (2048, 2049)
 
@@ -248,8 +252,10 @@ FUSED = (2048, 2049)
 def test_tensorflow_fused_truncated_normal_is_exact_and_one_stream(monkeypatch):
     import tensorflow as tf
 
-    assert math.prod(FUSED) >= _sampling._TF_FUSED_FROM
-    assert math.prod(FUSED) % _sampling._TF_CHUNK
+    from keras_inits._sampling import _tensorflow
+
+    assert math.prod(FUSED) >= _tensorflow.FUSED_FROM
+    assert math.prod(FUSED) % _tensorflow.CHUNK
     sampler, dist = SAMPLERS["truncated_normal"]
     fused = to_numpy(sampler(FUSED, 0.3, "float32", seed=8))
     assert_matches(fused, dist(0.3))
@@ -258,7 +264,7 @@ def test_tensorflow_fused_truncated_normal_is_exact_and_one_stream(monkeypatch):
     np.testing.assert_array_equal(fused, traced)
     # The same uniform draw as the unfused graph: only erfinv's rounding differs
     # (XLA's approximation against TensorFlow's kernel), by a few float32 ulps.
-    monkeypatch.setattr(_sampling, "_TF_FUSED_FROM", math.prod(FUSED) + 1)
+    monkeypatch.setattr(_tensorflow, "FUSED_FROM", math.prod(FUSED) + 1)
     graph = to_numpy(sampler(FUSED, 0.3, "float32", seed=8))
     np.testing.assert_allclose(fused, graph, rtol=0, atol=8 * np.finfo(np.float32).eps * 0.7)
 
@@ -270,19 +276,22 @@ def test_tensorflow_fused_inverse_cdf_is_exact_on_every_uniform_value():
     import tensorflow as tf
     from scipy import special
 
-    step = _sampling._UNIT_STEP["float32"]
+    from keras_inits._sampling import _tensorflow
+    from keras_inits._sampling._common import ERF_SQRT2
+
+    step = _tensorflow.UNIT_STEP["float32"]
     unit = tf.range(round(1 / step), dtype=tf.float32) * step  # exact: k 2^-23
-    chunks = tf.reshape(unit, [-1, _sampling._TF_CHUNK])
+    chunks = tf.reshape(unit, [-1, _tensorflow.CHUNK])
     scale = tf.constant(1.0)
-    fused = _sampling._tensorflow_fused_chunk("truncated_normal", "float32")
+    fused = _tensorflow.fused_chunk("truncated_normal", "float32")
     ours = np.concatenate([fused(chunk, scale).numpy() for chunk in chunks])
 
     @tf.function(jit_compile=True, autograph=False)
     def xla_erfinv(chunk):  # XLA's own erfinv, both of its branches
-        return _sampling._tensorflow_inverse_cdf(tf, chunk, scale)
+        return _tensorflow.inverse_cdf(chunk, scale)
 
     xla = np.concatenate([xla_erfinv(chunk).numpy() for chunk in chunks])
-    v = unit.numpy().astype(np.float64) * (2 * _sampling._ERF_SQRT2) - _sampling._ERF_SQRT2
+    v = unit.numpy().astype(np.float64) * (2 * ERF_SQRT2) - ERF_SQRT2
     truth = np.clip(math.sqrt(2) * special.erfinv(v), -2.0, 2.0)
     ulp = np.spacing(np.abs(truth).astype(np.float32)).astype(np.float64)
     assert np.all(np.abs(ours) <= 2.0)
@@ -317,3 +326,156 @@ def test_torch_meta_device_falls_back_to_the_portable_path():
         values = _sampling.truncated_normal((30, 20), 1.0, "float32", seed=1)
     assert values.device.type == "meta"
     assert tuple(values.shape) == (30, 20)
+
+
+# ----- Layouts: chunked on a CPU, whole on a GPU or TPU, the same values ---------
+
+
+def test_layout_follows_the_platform_and_can_be_forced():
+    assert _sampling.layout_for("cpu") == "chunked"
+    assert _sampling.layout_for("gpu") == "whole"
+    assert _sampling.layout_for("tpu") == "whole"
+    with _sampling.forced_layout("whole"):
+        assert _sampling.layout_for("cpu") == "whole"
+        with _sampling.forced_layout("chunked"):
+            assert _sampling.layout_for("gpu") == "chunked"
+        assert _sampling.layout_for("gpu") == "whole"
+    assert _sampling.layout_for("cpu") == "chunked"
+
+
+def test_forcing_an_unknown_layout_is_refused():
+    with pytest.raises(ValueError) as info:
+        with _sampling.forced_layout("tiled"):
+            pass
+    assert str(info.value) == (
+        "`layout` must be one of ('chunked', 'whole'). Received: layout='tiled'"
+    )
+
+
+@pytest.mark.skipif(BACKEND == "torch", reason="torch draws whole, in place, on every device")
+def test_this_machine_picks_the_cpu_layout():
+    # The suite runs on CPUs: JAX's eager draws chunk, TensorFlow's fused ones too.
+    if BACKEND == "jax":
+        from keras_inits._sampling import _jax
+
+        assert _jax._CHUNK == JAX_CHUNK
+        assert _jax.chunked(math.prod(LONG), tracing=False)
+        assert not _jax.chunked(math.prod(LONG), tracing=True)
+        with _sampling.forced_layout("whole"):
+            assert not _jax.chunked(math.prod(LONG), tracing=False)
+    if BACKEND == "tensorflow":
+        from keras_inits._sampling import _tensorflow
+
+        assert _tensorflow.layout() == "chunked"
+        with _sampling.forced_layout("whole"):
+            assert _tensorflow.layout() == "whole"
+
+
+# LONG: JAX's chunks and tail; FUSED: TensorFlow's fused chunks and tail.
+@pytest.mark.parametrize("shape", [LONG, (2048, 2049)], ids=["long", "fused"])
+@pytest.mark.parametrize("kind", sorted(SAMPLERS))
+def test_whole_and_chunked_layouts_give_the_same_values(kind, shape):
+    sampler = SAMPLERS[kind][0]
+    with _sampling.forced_layout("chunked"):
+        chunked = to_numpy(sampler(shape, 0.3, "float32", seed=8))
+        chunked_generator = to_numpy(sampler(shape, 0.3, "float32", keras.random.SeedGenerator(2)))
+    with _sampling.forced_layout("whole"):
+        whole = to_numpy(sampler(shape, 0.3, "float32", seed=8))
+        whole_generator = to_numpy(sampler(shape, 0.3, "float32", keras.random.SeedGenerator(2)))
+    np.testing.assert_array_equal(chunked, whole)
+    np.testing.assert_array_equal(chunked_generator, whole_generator)
+    assert not np.array_equal(chunked, chunked_generator)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_sparse_normal_whole_and_chunked_layouts_give_the_same_values(dtype):
+    rows, cols, zeros = 2048, 2049, 1500  # past TensorFlow's FUSED_FROM; masks inverted
+    with _sampling.forced_layout("chunked"):
+        chunked = to_numpy(_sampling.sparse_normal(rows, cols, zeros, 0.5, dtype, (4, 5)))
+    with _sampling.forced_layout("whole"):
+        whole = to_numpy(_sampling.sparse_normal(rows, cols, zeros, 0.5, dtype, (4, 5)))
+    np.testing.assert_array_equal(chunked, whole)
+    np.testing.assert_array_equal(np.sum(chunked == 0, axis=0), np.full(cols, zeros))
+
+
+# ----- Kernels past 2^31 values, never allocated --------------------------------
+# Gemma 3's vocabulary at width 16,384: 2^32 values, past int32 indices and past
+# the low word of JAX's 64-bit counters. (Llama-3-405B's embedding, 128,256 x
+# 16,384, holds 2,101,346,304 values: just inside 2^31 - 1.)
+HUGE = (262_144, 16_384)
+
+
+def test_draws_past_2_31_values_are_drawn_or_refused_before_any_work():
+    assert math.prod((128_256, 16_384)) <= 2**31 - 1 < math.prod(HUGE) == 2**32
+    if BACKEND == "tensorflow":
+        message = (
+            "`shape` must hold at most 2147483647 values on TensorFlow (2^31 - 1: its draws "
+            "index values with int32); this one holds 4294967296. Received: shape=(262144, 16384)"
+        )
+        for draw in (
+            lambda: _sampling.truncated_normal(HUGE, 0.02, "bfloat16", 0),
+            lambda: _sampling.uniform(HUGE, 0.02, "float32", keras.random.SeedGenerator(1)),
+            lambda: _sampling.sparse_normal(*HUGE, 10, 0.02, "float32", (1, 2)),
+            lambda: _sampling.column_subsets(*HUGE, 10, 1),
+        ):
+            with pytest.raises(ValueError) as info:
+                draw()
+            assert str(info.value) == message
+        return
+    if BACKEND == "jax":
+        import jax
+
+        from keras_inits._sampling import _jax
+
+        # Eager on a CPU it is drawn whole: the chunk loop's int32 offsets stop at 2^31.
+        with _sampling.forced_layout("chunked"):
+            assert not _jax.chunked(math.prod(HUGE), tracing=False)
+            assert _jax.chunked(2**31 - 1, tracing=False)
+        for kind in sorted(SAMPLERS):
+            out = jax.eval_shape(lambda kind=kind: SAMPLERS[kind][0](HUGE, 0.02, "bfloat16", 0))
+            assert (out.shape, str(out.dtype)) == (HUGE, "bfloat16")
+        return
+    # torch indexes with int64: on the meta device the draw runs shape-only.
+    with keras.device("meta"):
+        values = _sampling.truncated_normal(HUGE, 0.02, "bfloat16", 0)
+    assert tuple(values.shape) == HUGE and values.device.type == "meta"
+
+
+# ----- Half precision: truncated values strictly inside the bound after the cast ----
+# The cast from float32 rounds to nearest: values within half a step of the bound
+# 2 sigma land on it. At sigma = 1 the truncated normal's density there is
+# phi(2) / erf(sqrt 2) = 0.0566, the step below 2 is 2^-7 (bfloat16) or 2^-10
+# (float16), so a value lands on +-2 with probability 2 * 0.0566 * 2^-8 = 4.4e-4
+# (bfloat16; 3 of 10,000 were seen) or 5.5e-5 (float16). Missing every one in n
+# values has probability exp(-n p): n = 10^6 gives e^-55 in float16, and the
+# test also checks that the uncorrected cast of the same draw does hit the bound.
+@pytest.mark.parametrize("stddev", [TRUNCATED_STD, 0.3], ids=["sigma1", "std0.3"])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_truncated_values_stay_strictly_inside_the_bound(dtype, stddev):
+    bound = 2 * stddev / TRUNCATED_STD
+    shape = (1000, 1000)
+    values = to_numpy(_sampling.truncated_normal(shape, stddev, dtype, seed=3))
+    assert np.abs(values).max() < bound
+    cast = to_numpy(keras.ops.cast(_sampling.truncated_normal(shape, stddev, "float32", 3), dtype))
+    hits = np.abs(cast) >= bound
+    if stddev == TRUNCATED_STD:  # sigma 1: bound 2 is a half-precision value
+        assert hits.sum() >= 10, "too few samples to see the cast land on the bound"
+    # Only the values the cast moved onto (or past) the bound changed, to the next inside.
+    np.testing.assert_array_equal(values[~hits], cast[~hits])
+    inside = _sampling.below(bound, dtype)
+    np.testing.assert_array_equal(np.abs(values[hits]), np.full(hits.sum(), inside))
+    assert_matches(values, stats.truncnorm(-2, 2, scale=stddev / TRUNCATED_STD), ks=False)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_below_is_the_largest_value_strictly_below(dtype):
+    import ml_dtypes  # a Keras dependency
+
+    kind = getattr(ml_dtypes, dtype, None) or np.dtype(dtype).type
+    bounds = [2.0, 1.0, 0.5, 3.0, 2.0 / 0.87962566103423978, 1e-3, 7e-6, 1e-7, 60000.0]
+    bounds += list(np.random.default_rng(0).uniform(1e-4, 100.0, 200))
+    for bound in bounds:
+        nearest = kind(bound)
+        if float(nearest) >= bound:
+            nearest = np.nextafter(nearest, kind(0))
+        assert _sampling.below(bound, dtype) == float(nearest), bound

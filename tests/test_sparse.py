@@ -270,12 +270,14 @@ def test_rounds_survive_running_out_of_slot_ids(monkeypatch):
     # With int8 ids (126 a span), round 2 of 120 picks runs out and renumbers the
     # table; the mask must still hold exactly 120 rows a column, and not change
     # with the id width (the ids decide nothing but which duplicate counts).
+    from keras_inits._sampling import _torch
+
     expected = as_array(_sampling.column_subsets(300, 50, 120, 8))
-    monkeypatch.setattr(_sampling, "_id_dtype", lambda picks: "int8")
+    monkeypatch.setattr(_torch, "_id_dtype", lambda picks: "int8")
     np.testing.assert_array_equal(as_array(_sampling.column_subsets(300, 50, 120, 8)), expected)
 
 
-# From _TF_FUSED_FROM values on, TensorFlow runs Floyd's loop as an XLA program
+# From FUSED_FROM values on, TensorFlow runs Floyd's loop as an XLA program
 # and the values through the fused chunks: 4 whole chunks and a ragged tail.
 FUSED = (2049, 2048)
 
@@ -284,13 +286,15 @@ FUSED = (2049, 2048)
 def test_tensorflow_compiled_and_graph_floyd_give_the_same_mask():
     import tensorflow as tf
 
+    from keras_inits._sampling import _tensorflow
+
     for rows, cols, picks in [(7, 5, 3), (300, 41, 120), (1000, 33, 1)]:
         bits = tf.random.stateless_uniform(
             [picks, cols], seed=[3, 4], minval=None, maxval=None, dtype=tf.uint32
         )
         words = -(-rows * cols // 32) + 3  # padding words stay 0
-        graph = _sampling._tensorflow_floyd_words(bits, rows, words, compiled=False)
-        compiled = _sampling._tensorflow_floyd_words(bits, rows, words, compiled=True)
+        graph = _tensorflow.floyd_words(bits, rows, words, compiled=False)
+        compiled = _tensorflow.floyd_words(bits, rows, words, compiled=True)
         np.testing.assert_array_equal(as_array(compiled), as_array(graph))
         mask = np.unpackbits(as_array(graph).view(np.uint8), bitorder="little")
         assert not mask[rows * cols :].any()
@@ -302,8 +306,10 @@ def test_tensorflow_compiled_and_graph_floyd_give_the_same_mask():
 def test_tensorflow_fused_sparse_is_exact_and_one_stream(monkeypatch, sparsity):
     import tensorflow as tf
 
-    assert math.prod(FUSED) >= _sampling._TF_FUSED_FROM
-    assert math.prod(FUSED) % _sampling._TF_CHUNK
+    from keras_inits._sampling import _tensorflow
+
+    assert math.prod(FUSED) >= _tensorflow.FUSED_FROM
+    assert math.prod(FUSED) % _tensorflow.CHUNK
     initializer = ki.Sparse(sparsity=sparsity, stddev=0.3, seed=13)
     fused = to_numpy(initializer(FUSED))
     zeros = initializer.zeros_per_column(FUSED)
@@ -315,7 +321,7 @@ def test_tensorflow_fused_sparse_is_exact_and_one_stream(monkeypatch, sparsity):
     # apart: TensorFlow's kernel is within 4 float32 ulps of the exact inverse
     # CDF on this grid, XLA's within 6e-6 relative (about 100 ulps, beyond
     # |z| = 3.7, where the uniform grid itself spaces the values 3e-4 apart).
-    monkeypatch.setattr(_sampling, "_TF_FUSED_FROM", math.prod(FUSED) + 1)
+    monkeypatch.setattr(_tensorflow, "FUSED_FROM", math.prod(FUSED) + 1)
     graph = to_numpy(ki.Sparse(sparsity=sparsity, stddev=0.3, seed=13)(FUSED))
     np.testing.assert_array_equal(graph == 0, fused == 0)
     np.testing.assert_allclose(fused, graph, rtol=1e-5, atol=0)

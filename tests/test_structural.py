@@ -10,7 +10,6 @@ from helpers import assert_error, std_tolerance, to_numpy
 from scipy import linalg
 
 import keras_inits as ki
-from keras_inits import _sampling
 from keras_inits._base import derive_seed
 
 RNG = np.random.default_rng(0)
@@ -458,8 +457,10 @@ def test_deterministic_kernels_equal_the_numpy_construction_in_every_float_dtype
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TF's XLA path")
 @pytest.mark.parametrize("dtype", sorted(ROUNDOFF))
 def test_tensorflow_compiled_kernels_equal_the_numpy_construction(monkeypatch, dtype):
-    # From _TF_FUSED_FROM values on, TensorFlow builds them as one XLA program.
-    monkeypatch.setattr(_sampling, "_TF_FUSED_FROM", 1)
+    # From FUSED_FROM values on, TensorFlow builds them as one XLA program.
+    from keras_inits._sampling import _tensorflow
+
+    monkeypatch.setattr(_tensorflow, "FUSED_FROM", 1)
     check_deterministic_cases(dtype)
 
 
@@ -480,7 +481,9 @@ def test_tensorflow_compiled_paths_do_not_warn_of_retracing(monkeypatch, caplog)
     # Each new shape compiles its own program; TensorFlow warns of "retracing"
     # when one function (code object) is traced again and again, as a model
     # with many layer shapes would do: seven shapes must stay silent.
-    monkeypatch.setattr(_sampling, "_TF_FUSED_FROM", 1)
+    from keras_inits._sampling import _tensorflow
+
+    monkeypatch.setattr(_tensorflow, "FUSED_FROM", 1)
     with caplog.at_level("WARNING", logger="tensorflow"):
         for extra in range(7):
             ki.HadamardIdentity()((3 + extra, 40))

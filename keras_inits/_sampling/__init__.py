@@ -1,0 +1,335 @@
+"""Exact draws from the distributions every initializer here uses.
+
+Each sampler takes a standard deviation (or a bound), a float dtype and a
+seed that ``keras.random`` accepts (an int or a ``SeedGenerator``, which
+advances once per draw, as Keras's own draws advance it). No NumPy round
+trip: Keras can trace a call under ``jax.jit`` with an output sharding.
+
+This module holds the public draws and the one dispatch on the backend
+(``backend_module``), as Keras's ``keras/src/backend/<name>/random.py`` do:
+one module per backend behind it, each importing its framework once, and
+imported only when its backend is the active one:
+
+- ``_tensorflow``: raw stateless ops in one graph per kind and dtype, the
+  truncated normal's inverse CDF fused by XLA for large draws.
+- ``_jax``: one jitted program per draw over a counter-based stream (a
+  chunk, a shard and the whole kernel agree value for value).
+- ``_torch``: in-place draws into the one output tensor.
+- ``_portable``: ``keras.random`` and ``keras.ops`` only; every backend falls
+  back on it where its own path declines (a seed it cannot fold, a symbolic
+  build), and a backend without a module uses it whole.
+
+On a CPU the large eager draws of JAX and TensorFlow run in chunks (their
+temporaries stay in cache); on a GPU or TPU they are drawn whole, in one
+fused program (``_common.layout_for``). Both layouts give the same values.
+
+One stream per backend: an int seed gives the same values eagerly and
+traced (``jax.jit``, sharded or not; ``tf.function``), not across backends.
+
+float16 and bfloat16 are drawn in float32 and cast: drawing in 16 bits would
+bias the tails and the inverse CDF. This module must never return a value
+outside the distribution's support: a truncated normal has no value beyond
+its bound (in half precision, strictly inside it after the cast), on every
+backend, and a draw the dtype cannot hold (inf, or all zeros) is refused
+with an error naming ``dtype``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from types import ModuleType
+from typing import Any
+
+import keras
+
+from keras_inits._sampling import _portable
+from keras_inits._sampling._common import (
+    Kind,
+    Layout,
+    forced_layout,
+    is_fast_seed,
+    layout_for,
+)
+
+__all__ = [
+    "TRUNCATED_STD",
+    "Layout",
+    "backend_module",
+    "below",
+    "check_fits",
+    "column_subsets",
+    "forced_layout",
+    "layout_for",
+    "normal",
+    "orthogonal",
+    "scaled",
+    "sparse_normal",
+    "truncated_normal",
+    "uniform",
+    "zero_where",
+]
+
+# Std of a standard normal truncated to [-2, 2]:
+# sqrt(1 - 4 * phi(2) / (Phi(2) - Phi(-2))) = 0.87962566103423978.
+TRUNCATED_STD = 0.87962566103423978
+_LOW_PRECISION = ("float16", "bfloat16")
+# (largest finite value, smallest positive subnormal) of each float dtype.
+_RANGE = {
+    "float16": (65504.0, 2.0**-24),
+    "bfloat16": (3.3895313892515355e38, 2.0**-133),
+    "float32": (3.4028234663852886e38, 2.0**-149),
+    "float64": (1.7976931348623157e308, 5e-324),
+}
+# Explicit mantissa bits of the half-precision dtypes.
+_MANTISSA = {"float16": 10, "bfloat16": 7}
+# A standard normal exceeds 8.5 in absolute value with probability 1.9e-17.
+_NORMAL_REACH = 8.5
+
+# Keras's backend name -> the module behind the dispatch.
+_MODULES = {"tensorflow": "_tensorflow", "jax": "_jax", "torch": "_torch"}
+_loaded: dict[str, ModuleType] = {}
+
+
+def backend_module() -> ModuleType:
+    """The active backend's sampling module (imported on first use), or the portable one.
+
+    Every module has the same functions: ``draw``, ``subsets``,
+    ``zero_where``, ``sparse_normal``, ``fused``, ``sylvester_block``,
+    ``place`` and ``process_count``, and ``MAX_VALUES``.
+    """
+    name = keras.backend.backend()
+    module = _loaded.get(name)
+    if module is None:
+        module = importlib.import_module(f"{__name__}.{_MODULES.get(name, '_portable')}")
+        _loaded[name] = module
+    return module
+
+
+def _check_range(stddev: float, reach: float, dtype: str) -> None:
+    """Refuses a draw that ``dtype`` cannot hold: inf values, or nothing but zeros.
+
+    ``reach`` is the largest |value| the draw can produce (or, for an
+    untruncated normal, will in practice), in units of ``stddev``.
+    """
+    largest, smallest = _RANGE[dtype]
+    if stddev * reach > largest:
+        raise ValueError(
+            f"`dtype` cannot hold draws with std {stddev:.6g}: values reach "
+            f"{stddev * reach:.6g}, beyond its largest value {largest:.6g}. "
+            f"Received: dtype={dtype!r}"
+        )
+    if stddev < smallest:
+        raise ValueError(
+            f"`dtype` cannot hold draws with std {stddev:.6g}: nearly every value would "
+            f"round to 0 (its smallest positive value is {smallest:.6g}). "
+            f"Received: dtype={dtype!r}"
+        )
+
+
+def _check_size(shape: tuple[int, ...]) -> None:
+    """Refuses, before any work, a draw larger than the backend's module can index."""
+    module = backend_module()
+    limit = module.MAX_VALUES
+    size = math.prod(shape)
+    if limit is not None and size > limit:
+        raise ValueError(
+            f"`shape` must hold at most {limit} values on {module.NAME} (2^31 - 1: its "
+            f"draws index values with int32); this one holds {size}. Received: shape={shape!r}"
+        )
+
+
+def check_fits(largest: float, dtype: str) -> None:
+    """Refuses a fixed kernel whose largest magnitude ``dtype`` cannot hold (it would be inf)."""
+    if largest > _RANGE[dtype][0]:
+        raise ValueError(
+            f"`dtype` cannot hold this kernel: its values reach {largest:.6g}, beyond "
+            f"its largest value {_RANGE[dtype][0]:.6g}. Received: dtype={dtype!r}"
+        )
+
+
+def _draw_dtype(dtype: str) -> str:
+    return "float32" if dtype in _LOW_PRECISION else dtype
+
+
+def below(bound: float, dtype: str) -> float:
+    """The largest value of the half-precision ``dtype`` strictly below ``bound`` > 0."""
+    bits, smallest = _MANTISSA[dtype], _RANGE[dtype][1]
+    if bound > _RANGE[dtype][0]:
+        return _RANGE[dtype][0]
+    mantissa, exponent = math.frexp(bound)  # bound = mantissa 2^exponent, 0.5 <= mantissa < 1
+    step = max(2.0 ** (exponent - 1 - bits), smallest)  # the spacing in [2^(e-1), 2^e)
+    if mantissa == 0.5:  # a power of 2: below it the spacing halves
+        return bound - max(step / 2.0, smallest)
+    return (math.ceil(bound / step) - 1) * step
+
+
+def _finish(values: Any, dtype: str, bound: float | None = None) -> Any:
+    """``values`` (drawn in ``_draw_dtype(dtype)``) in ``dtype``.
+
+    ``bound``: the open bound the values must stay within. The cast to half
+    precision rounds to nearest and can land on the bound or past it; the
+    values it moved there go to the largest value of ``dtype`` strictly
+    inside (every other value is unchanged: rounding keeps order).
+    """
+    if _draw_dtype(dtype) == dtype:
+        return values
+    values = keras.ops.cast(values, dtype)
+    if bound is None:
+        return values
+    inside = below(bound, dtype)
+    return keras.ops.clip(values, -inside, inside)
+
+
+def uniform(shape: tuple[int, ...], limit: float, dtype: str, seed: Any) -> Any:
+    """U(-limit, limit): mean 0, std limit / sqrt(3)."""
+    _check_range(limit / math.sqrt(3.0), math.sqrt(3.0), dtype)
+    return _finish(_draw("uniform", shape, limit, _draw_dtype(dtype), seed), dtype)
+
+
+def normal(shape: tuple[int, ...], stddev: float, dtype: str, seed: Any) -> Any:
+    """N(0, stddev^2), untruncated."""
+    _check_range(stddev, _NORMAL_REACH, dtype)
+    return _finish(_draw("normal", shape, stddev, _draw_dtype(dtype), seed), dtype)
+
+
+def truncated_normal(shape: tuple[int, ...], stddev: float, dtype: str, seed: Any) -> Any:
+    """A normal truncated at 2 of its own std, rescaled to have std ``stddev``.
+
+    Inverse CDF: with v ~ U(-erf(sqrt 2), erf(sqrt 2)), sqrt(2) * erfinv(v) is
+    a standard normal truncated to [-2, 2]. One uniform draw per value, no
+    rejection loop, and a final clip guards the bound against rounding in
+    erfinv, so no value ever lies beyond 2 * stddev / TRUNCATED_STD (in
+    float16 and bfloat16 every value lies strictly inside it).
+    """
+    _check_range(stddev, 2.0 / TRUNCATED_STD, dtype)
+    sigma = stddev / TRUNCATED_STD  # std of the underlying untruncated normal
+    values = _draw("truncated_normal", shape, sigma, _draw_dtype(dtype), seed)
+    return _finish(values, dtype, bound=2.0 * sigma)
+
+
+def scaled(distribution: str, shape: tuple[int, ...], stddev: float, dtype: str, seed: Any) -> Any:
+    """A draw of std ``stddev`` from a VarianceScaling ``distribution`` (Keras's names).
+
+    "uniform" is U(-sqrt(3) stddev, +sqrt(3) stddev), "untruncated_normal"
+    N(0, stddev^2), and "truncated_normal" the normal cut at 2 s whose std after
+    the cut is ``stddev``.
+    """
+    if distribution == "uniform":
+        return uniform(shape, math.sqrt(3.0) * stddev, dtype, seed)
+    if distribution == "untruncated_normal":
+        return normal(shape, stddev, dtype, seed)
+    return truncated_normal(shape, stddev, dtype, seed)
+
+
+def orthogonal(batch: int, rows: int, cols: int, gain: float, dtype: str, seed: Any) -> Any:
+    """``batch`` independent Haar-random (rows, cols) matrices times ``gain``.
+
+    Orthonormal columns (Q^T Q = I) where rows >= cols, orthonormal rows
+    (Q Q^T = I) where rows < cols. Q comes from the reduced QR of a standard
+    normal (max, min) matrix, one batched QR for all ``batch``; column j is
+    multiplied by the sign of R[j, j], which makes Q exactly Haar
+    distributed (without it, Q depends on the QR routine's sign convention).
+    float16 and bfloat16 are computed in float32 and cast, as every draw here.
+    Returns a tensor of shape (batch, rows, cols).
+    """
+    tall, narrow = max(rows, cols), min(rows, cols)
+    # Entries of a unit vector of length `tall` have std 1 / sqrt(tall), reach 1.
+    _check_range(gain / math.sqrt(tall), math.sqrt(tall), dtype)
+    draw_dtype = _draw_dtype(dtype)
+    gaussian = keras.random.normal((batch, tall, narrow), dtype=draw_dtype, seed=seed)
+    q, r = keras.ops.qr(gaussian, mode="reduced")
+    del gaussian  # the QR held its input, Q and R (3 matrices): keep only Q from here
+    diagonal = keras.ops.diagonal(r, axis1=-2, axis2=-1)  # (batch, narrow)
+    del r
+    # gain joins after the cast, so float64 keeps it to full precision.
+    signs = keras.ops.cast(keras.ops.where(diagonal < 0, -1.0, 1.0), draw_dtype) * gain
+    q = q * keras.ops.expand_dims(signs, axis=-2)
+    if rows < cols:
+        q = keras.ops.transpose(q, (0, 2, 1))
+    return _finish(q, dtype)
+
+
+def _draw(kind: Kind, shape: tuple[int, ...], scale: float, dtype: str, seed: Any) -> Any:
+    """Dispatches to the backend's module, or the portable path where it declines.
+
+    ``scale`` is the uniform's limit, the normal's std, or the std ``sigma``
+    of the normal that the truncated normal cuts at +-2 sigma.
+    """
+    _check_size(shape)
+    module = backend_module()
+    if is_fast_seed(seed):
+        values = module.draw(kind, shape, scale, dtype, seed)
+        if values is not None:
+            return values
+    return _portable.draw(kind, shape, scale, dtype, seed)
+
+
+# Column subsets: Sparse's mask. A (rows, cols) bool mask with exactly `count`
+# True entries in each column, which ones uniformly at random and independently
+# per column, without sorting anything. The smaller of the two sets is picked
+# (at most rows / 2 positions a column) and the mask inverted if need be. Both
+# methods give every subset of that size the same chance: Floyd's algorithm
+# (Bentley and Floyd, "A sample of brilliance", CACM 30(9), 1987) by
+# construction, and picking uniformly random rows until the column holds that
+# many distinct ones because the rows are exchangeable. Each row is drawn as a
+# 32-bit integer reduced modulo the range, as the backends' own randint does
+# (a bias below rows / 2^32).
+
+
+def column_subsets(rows: int, cols: int, count: int, seed: Any) -> Any:
+    """A bool (rows, cols) mask: ``count`` True entries per column, uniformly placed.
+
+    Work grows with min(count, rows - count) * cols, not with a sort of every
+    column. JAX and TensorFlow run Floyd's algorithm (for j = rows - m, ...,
+    rows - 1: t uniform in [0, j]; take t, or j if t is taken) on all columns
+    at once in one loop (TensorFlow on a bit mask, 32 entries a word); torch
+    draws rows in rounds, each round as many per column as it still lacks
+    (duplicates are dropped; a column never gets more than it needs). The mask
+    is a pure function of the seed on each backend.
+    """
+    _check_size((rows, cols))
+    picks = min(count, rows - count)
+    invert = picks != count
+    mask = None
+    if picks == 0 or cols == 0:
+        mask = keras.ops.zeros((rows, cols), dtype="bool")
+    elif is_fast_seed(seed):
+        mask = backend_module().subsets(rows, cols, picks, seed)
+    if mask is None:
+        mask = _portable.subsets(rows, cols, picks, seed)
+    return keras.ops.logical_not(mask) if invert else mask
+
+
+def zero_where(mask: Any, values: Any) -> Any:
+    """``values`` with 0 where ``mask`` is True, in place where the backend allows.
+
+    ``values`` must be a tensor the caller owns and will not use again (a
+    fresh draw): torch fills it in place and JAX donates its buffer, so no
+    second output-sized tensor is allocated.
+    """
+    return backend_module().zero_where(mask, values)
+
+
+def sparse_normal(
+    rows: int, cols: int, zeros: int, stddev: float, dtype: str, seeds: tuple[Any, Any]
+) -> Any:
+    """(rows, cols) N(0, stddev^2) values with exactly ``zeros`` zeros in each column.
+
+    Which entries are 0 is ``column_subsets(rows, cols, zeros, seeds[0])``'s
+    choice (the mask seed), the values come from ``seeds[1]``. TensorFlow
+    builds the mask as bits and draws the values by the normal's inverse CDF
+    of its uniform draw, zeroed in the same pass (fused by XLA for large
+    kernels); elsewhere this is ``zero_where(column_subsets(...), normal(...))``.
+    """
+    _check_range(stddev, _NORMAL_REACH, dtype)
+    _check_size((rows, cols))
+    mask_seed, value_seed = seeds
+    if is_fast_seed(mask_seed) and is_fast_seed(value_seed):
+        values = backend_module().sparse_normal(
+            rows, cols, zeros, stddev, _draw_dtype(dtype), mask_seed, value_seed
+        )
+        if values is not None:
+            return _finish(values, dtype)
+    mask = column_subsets(rows, cols, zeros, mask_seed)
+    return zero_where(mask, normal((rows, cols), stddev, dtype, value_seed))
