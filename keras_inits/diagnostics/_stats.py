@@ -21,7 +21,7 @@ import keras
 import numpy as np
 
 from keras_inits._fans import compute_fans
-from keras_inits.model import einsum_fans
+from keras_inits.model._layouts import einsum_fans
 
 __all__ = [
     "SATURATION_RULES",
