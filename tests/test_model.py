@@ -119,9 +119,9 @@ def test_fans_errors_name_what_is_wrong():
     assert_error(
         lambda: ki.fans(norm),
         ValueError,
-        "keras_inits does not know the kernel layout of layer "
-        f"{norm.name!r} of class BatchNormalization",
-        prefix=True,
+        f"Layer {norm.name!r} (BatchNormalization) has no kernel-like weight, so it has no "
+        "fans: its weights are of kinds ('scale', 'shift', 'statistic', 'statistic'). "
+        "Received: weight='kernel'",
     )
     assert_error(
         lambda: ki.fans(L.Dense(3)), ValueError, "`layer` must be built: give it", prefix=True
