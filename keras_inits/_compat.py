@@ -55,3 +55,20 @@ def conv_lstm_cell_class() -> type | None:
     except ImportError:  # pragma: no cover - a Keras that moved it
         return None
     return ConvLSTMCell
+
+
+def keras_hub_class(module: str, name: str) -> type | None:
+    """A keras-hub layer class by its private module path, or None (not there, or moved).
+
+    Private: ``keras_hub.src.<module>.<name>``, checked on keras-hub 0.32.0.
+    Read only when keras_hub is already imported (this never imports it).
+    """
+    import importlib
+    import sys
+
+    if "keras_hub" not in sys.modules:
+        return None
+    try:
+        return getattr(importlib.import_module(f"keras_hub.src.{module}"), name, None)
+    except ImportError:
+        return None

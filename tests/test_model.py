@@ -655,9 +655,15 @@ def test_lsuv_errors_name_the_layer_and_restore_every_weight():
     assert_error(
         lambda: ki.lsuv(fresh, np.ones((8, 5)), verbose=False),
         ValueError,
-        f"`x` does not fit the model: running {fresh.name!r} on it failed with",
-        prefix=True,
+        f"`x` does not fit the model: {fresh.name!r} expects input of shape (None, 4) (None: "
+        "any size), and running it on `x` failed with ValueError: Input 0 with name 'None' of "
+        "layer 'first' is incompatible with the layer: expected axis -1 of input shape to have "
+        "value 4, but received input with shape (8, 5) Received: x with shape (8, 5)",
     )
+    subclassed = _Reordered()
+    subclassed(np.ones((2, 10, 4), "float32"))
+    with pytest.raises(ValueError, match=r"expects input of shape \(2, 10, 4\) \(None: any"):
+        ki.lsuv(subclassed, np.ones((8, 5)), verbose=False)
     assert_error(
         lambda: ki.lsuv(fresh, np.ones((8, 4)), tol=0),
         ValueError,

@@ -286,6 +286,7 @@ def layout(layer: Any) -> LayerLayout | None:
 
     An unbuilt layer has no weights yet: its layout is empty.
     """
+    _register_keras_hub_kinds()
     for cls in type(layer).__mro__:
         function = _LAYOUTS.get(cls)
         if function is not None:
@@ -706,3 +707,32 @@ def _register_keras_kinds() -> None:
 
 
 _register_keras_kinds()
+
+
+_KERAS_HUB_DONE: list[bool] = []
+
+
+def _keras_hub_rms_norm(layer: Any) -> LayerLayout:
+    # Gemma's RMS norm multiplies by (1 + scale), scale initialized to zeros
+    # (Hugging Face's Gemma port likewise): no initializer attribute.
+    return LayerLayout(_vector(layer, "scale", None, "scale", _constant(0.0)))
+
+
+def _register_keras_hub_kinds() -> None:
+    """keras-hub's own layer kinds, once keras_hub is imported (this never imports it).
+
+    Its ``ReversibleEmbedding`` subclasses Keras's, so the table already knows it.
+    """
+    import sys
+
+    if _KERAS_HUB_DONE or "keras_hub" not in sys.modules:
+        return
+    _KERAS_HUB_DONE.append(True)
+    kinds = [
+        ("models.gemma.rms_normalization", "RMSNormalization", _keras_hub_rms_norm),
+        ("models.gemma3.gemma3_layers", "RMSNormalization", _keras_hub_rms_norm),
+    ]
+    for module, name, function in kinds:
+        cls = _compat.keras_hub_class(module, name)
+        if cls is not None and cls not in _LAYOUTS:
+            _LAYOUTS[cls] = function

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -186,6 +187,14 @@ def _variance(model: Any, x: Any, unit: _Unit) -> float:
     return float(np.var(np.asarray(seen[0], dtype=np.float64)))
 
 
+def _first_reason(error: BaseException) -> str:
+    """The first line of ``error`` that says something (Keras wraps a layer's in a header)."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
+    lines = [line for line in lines if line]
+    useful = [line for line in lines if not line.startswith("Exception encountered when")]
+    return (useful or lines or [""])[0]
+
+
 def _expected(model: Any) -> str:
     """The input shape ``model`` was built for, in words (None: any size)."""
     inputs = getattr(model, "inputs", None)
@@ -215,7 +224,7 @@ def _data_order(model: Any, x: Any, units: list[_Unit]) -> list[_Unit]:
         model(x, training=False)
     except Exception as error:
         shape = keras.tree.map_structure(lambda item: tuple(item.shape), x)
-        reason = str(error).splitlines()[0] if str(error) else ""
+        reason = _first_reason(error)
         raise ValueError(
             f"`x` does not fit the model: {model.name!r} expects {_expected(model)}, and "
             f"running it on `x` failed with {type(error).__name__}: {reason} "
