@@ -9,16 +9,7 @@ save ``portable(model)``, which loads with plain Keras.
 from keras_inits._gain import calculate_gain, gain_for
 from keras_inits._portable import keras_equivalent, portable
 from keras_inits._registry import get, names
-from keras_inits.model import (
-    Axis,
-    LayerLayout,
-    WeightLayout,
-    fans,
-    lsuv,
-    register_layout,
-    reinitialize,
-    torch_defaults,
-)
+from keras_inits.model import fans, lsuv, register_layout, reinitialize, torch_defaults
 from keras_inits.orthogonal import BlockOrthogonal, DeltaOrthogonal
 from keras_inits.small import SmallNormal, SmallUniform
 from keras_inits.sparse import Sparse
@@ -38,7 +29,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ActivationScaled",
-    "Axis",
     "Bilinear",
     "ConvIdentity",
     "HadamardIdentity",
@@ -47,14 +37,12 @@ __all__ = [
     "DeltaOrthogonal",
     "KaimingNormal",
     "KaimingUniform",
-    "LayerLayout",
     "SigmoidNormal",
     "SigmoidUniform",
     "SmallNormal",
     "SmallUniform",
     "Sparse",
     "VarianceScaling",
-    "WeightLayout",
     "XavierNormal",
     "XavierUniform",
     "__version__",

@@ -262,7 +262,8 @@ def register_layout(layer_class: type, function: LayoutFunction) -> None:
         ...     kernel = WeightLayout(attribute="w", initializer="w_initializer",
         ...                           kind="kernel", axes=axes, fan_in=fan_in, fan_out=fan_out)
         ...     return LayerLayout(weights=(kernel,), pre_activation="w")
-        >>> register_layout(Scaled, scaled_layout)
+        >>> import keras_inits as ki
+        >>> ki.register_layout(Scaled, scaled_layout)
         >>> layer = Scaled(8)
         >>> layer.build((None, 16))
         >>> ki.fans(layer, "w")

@@ -148,11 +148,12 @@ def in_shape(sample: Callable[[tuple[int, ...]], Any], shape: tuple[int, ...]) -
 
     Each of keras_inits's JAX draws is a program compiled per output shape,
     so a model's first re-initialization compiled one per distinct kernel
-    shape (MobileNetV2: as long as building the model). Value i of a draw
-    is the hash of counter i whatever the shape, so a flat draw of a larger
-    size holds the same values first: draw the size rounded up to one of
-    few sizes (2^k or 3 * 2^(k-1), at most a third more values), keep the
-    first prod(shape). Other backends compile nothing per shape: drawn as is.
+    shape (MobileNetV2: about as long as building the model). Value i of a
+    draw is the hash of counter i whatever the shape, so a flat draw of a
+    larger size holds the same values first: draw one of a few sizes (2^10,
+    2^16, then the power of two at or above), keep the first prod(shape).
+    A draw of 2^16 values costs far less than a compile. Other backends
+    compile nothing per shape: drawn as is.
     """
     size = math.prod(shape)
     if keras.backend.backend() != "jax" or size == 0:
@@ -161,9 +162,10 @@ def in_shape(sample: Callable[[tuple[int, ...]], Any], shape: tuple[int, ...]) -
 
 
 def _bucket(size: int) -> int:
-    power = 1 << max(0, size - 1).bit_length()  # the power of two >= size
-    three_quarters = 3 * power // 4
-    return max(256, three_quarters if three_quarters >= size else power)
+    for small in (1 << 10, 1 << 16):
+        if size <= small:
+            return small
+    return 1 << (size - 1).bit_length()  # the power of two >= size
 
 
 @dataclasses.dataclass(frozen=True)
