@@ -245,7 +245,10 @@ def test_unknown_weights_are_reported_by_torch_defaults_and_layer_stats():
     model = _custom_model(_AddWeightOnly)
     changes = {c.path: c.rule for c in ki.torch_defaults(model, seed=0)}
     assert changes[model.layers[1].kernel.path] == "unchanged"
-    with pytest.warns(UserWarning, match=r"layer_stats skipped: \S*custom/kernel \(shape \(8, 4\)\): layer 'custom'"):
+    with pytest.warns(
+        UserWarning,
+        match=r"layer_stats skipped: \S*custom/kernel \(shape \(8, 4\)\): layer 'custom'",
+    ):
         records = layer_stats(model, np.ones((2, 8), "float32"))
     assert [r.name for r in records] == [model.layers[0].name]
 
@@ -265,7 +268,9 @@ def _tied_model(vocabulary=2000, dim=64):
     return keras.Model(tokens, embedding(h, reverse=True)), embedding
 
 
-@pytest.mark.skipif(not hasattr(L, "ReversibleEmbedding"), reason="Keras < 3.12: no ReversibleEmbedding")
+@pytest.mark.skipif(
+    not hasattr(L, "ReversibleEmbedding"), reason="this Keras has no ReversibleEmbedding"
+)
 def test_a_tied_embedding_keeps_the_logits_scale_and_says_so():
     model, embedding = _tied_model()
     tokens = np.random.default_rng(0).integers(0, 2000, size=(8, 16)).astype("int32")
@@ -285,7 +290,9 @@ def test_a_tied_embedding_keeps_the_logits_scale_and_says_so():
     assert torch_change.rule == "tied (lookup and output projection): N(0, 1)"
 
 
-@pytest.mark.skipif(not hasattr(L, "ReversibleEmbedding"), reason="Keras < 3.12: no ReversibleEmbedding")
+@pytest.mark.skipif(
+    not hasattr(L, "ReversibleEmbedding"), reason="this Keras has no ReversibleEmbedding"
+)
 def test_an_untied_reversible_embedding_has_a_projection_head():
     layer = L.ReversibleEmbedding(100, 8, tie_weights=False)
     layer.build((None, 3))

@@ -239,6 +239,10 @@ class _Kernel:
     fans: tuple[float, float]
 
 
+def _whole(fans: tuple[float, float]) -> tuple[float, float]:
+    return tuple(int(f) if f.is_integer() else f for f in fans)  # type: ignore[return-value]
+
+
 def _find_kernels(model: keras.Model) -> list[_Kernel]:
     """Every kernel of ``model``, with its layer, record name and true fans; warns what it skips.
 
@@ -256,7 +260,8 @@ def _find_kernels(model: keras.Model) -> list[_Kernel]:
             for entry, variable in leaf.placed():
                 if entry.kind in ("kernel", "embedding") and id(variable) not in seen:
                     seen.add(id(variable))
-                    kernels.append((variable, (entry.fan_in, entry.fan_out)))
+                    fans = (float(entry.fan_in or 0), float(entry.fan_out or 0))
+                    kernels.append((variable, _whole(fans)))
             for variable in leaf.unplaced():
                 if id(variable) in seen or len(variable.shape) < 2:
                     continue

@@ -554,9 +554,7 @@ def _rnn_cell(layer: Any) -> LayerLayout:
         # Keras has one bias where PyTorch has b_ih and b_hh (added); a GRU with
         # reset_after keeps both, as rows.
         kind: TorchKind = "uniform" if len(_shape(bias)) == 2 else "uniform_sum"
-        weights.extend(
-            _vector(layer, "bias", "bias_initializer", "bias", TorchRule(kind, units))
-        )
+        weights.extend(_vector(layer, "bias", "bias_initializer", "bias", TorchRule(kind, units)))
     return LayerLayout(tuple(weights), pre_activation="kernel", recurrent=True)
 
 
@@ -588,9 +586,7 @@ def _batch_norm(layer: Any) -> LayerLayout:
         (
             *_vector(layer, "gamma", "gamma_initializer", "scale", _constant(1.0)),
             *_vector(layer, "beta", "beta_initializer", "shift", _constant(0.0)),
-            *_vector(
-                layer, "moving_mean", "moving_mean_initializer", "statistic", _constant(0.0)
-            ),
+            *_vector(layer, "moving_mean", "moving_mean_initializer", "statistic", _constant(0.0)),
             *_vector(
                 layer,
                 "moving_variance",
@@ -650,7 +646,7 @@ def _spectral_norm(layer: Any) -> LayerLayout:
 
 def _children_only(*attributes: str, wraps: bool = False) -> LayoutFunction:
     def function(layer: Any) -> LayerLayout:
-        children = []
+        children: list[Any] = []
         for attribute in attributes:
             value = getattr(layer, attribute, None)
             children.extend(value if isinstance(value, (list, tuple)) else [value])

@@ -46,7 +46,6 @@ class LSUVRecord:
     converged: bool
 
 
-
 class _Stop(Exception):
     """Raised by a hook to end a forward pass once the layer it watches has run."""
 

@@ -72,9 +72,7 @@ def _redraw(
             f"{type(initializer).__name__}: {distribution} with std sqrt({initializer.scale:g} "
             f"/ {initializer.mode})"
         )
-        values = in_shape(
-            lambda s: _sampling.scaled(distribution, s, stddev, dtype, seed), shape
-        )
+        values = in_shape(lambda s: _sampling.scaled(distribution, s, stddev, dtype, seed), shape)
         return values, rule
     config = initializer.get_config()
     if isinstance(initializer, RandomInitializer) or "seed" in config:
