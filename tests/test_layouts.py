@@ -376,3 +376,45 @@ def test_reinitialize_draws_are_the_direct_draws_of_each_shape():
         seed = derive_seed(11, index)
         direct = _sampling.scaled(kinds[index], shape, stddevs[index], "float32", seed)
         np.testing.assert_array_equal(to_numpy(variable), to_numpy(direct))
+
+
+def test_a_lora_enabled_dense_is_read_and_its_extra_weights_refused_by_name():
+    dense = L.Dense(8, name="dense")
+    model = keras.Sequential([keras.Input((4,)), dense])
+    dense.enable_lora(2)
+    assert ki.fans(dense) == (4, 8)  # the base kernel, found by its name
+    before = [to_numpy(v).copy() for v in model.weights]
+    assert_error(
+        lambda: ki.reinitialize(model, seed=0),
+        ValueError,
+        "Layer 'dense' (Dense) holds weights ('lora_kernel_a', 'lora_kernel_b') that the table "
+        "of layer kinds does not describe for its class (LoRA or quantization weights, or a "
+        "subclass's own)",
+        prefix=True,
+    )
+    assert all(np.array_equal(a, to_numpy(v)) for a, v in zip(before, model.weights, strict=True))
+
+
+def test_the_docs_name_every_keras_kind_in_the_table():
+    import pathlib
+
+    from keras_inits.model import _layouts
+
+    page = (pathlib.Path(__file__).parents[1] / "docs" / "model-level.md").read_text()
+    spelled = {  # class names that the docs spell as users write them
+        "ConvLSTMCell": "`ConvLSTM1D/2D/3D`",
+        "GroupedQueryAttention": "`GroupQueryAttention`",
+        "Model": "models",
+    }
+    for cls in _layouts._LAYOUTS:
+        if cls.__module__.startswith("keras."):
+            name = cls.__name__
+            assert spelled.get(name, f"`{name}`") in page, name
+
+
+def test_lsuv_refuses_a_known_kernel_it_cannot_watch():
+    inputs = keras.Input((3, 8, 2))
+    model = keras.Model(inputs, L.ConvLSTM1D(4, 3, name="conv_lstm")(inputs))
+    x = np.random.default_rng(0).normal(size=(4, 3, 8, 2)).astype("float32")
+    with pytest.raises(ValueError, match=r"^`lsuv` cannot rescale layer 'conv_lstm_cell"):
+        ki.lsuv(model, x, verbose=False)

@@ -90,6 +90,15 @@ def _lsuv_units(model: Any) -> list[_Unit]:
         if unplaced:
             raise unknown_kind(leaf.layer, unplaced)  # a kernel it cannot place, never skipped
         found = leaf.layout
+        kinds = {entry.kind for entry, _ in leaf.placed()}
+        if found is not None and found.pre_activation is None and kinds & {"kernel"}:
+            if "embedding" not in kinds:  # a lookup (and a tied or untied head): left alone
+                raise ValueError(
+                    f"`lsuv` cannot rescale layer {leaf.layer.name!r} "
+                    f"({type(leaf.layer).__name__}): the table of layer kinds names no "
+                    "pre-activation output for it to watch (`LayerLayout.pre_activation`). "
+                    f"Received: model={model.name!r}"
+                )
         if found is None or found.pre_activation is None:
             continue  # no kernel: a lookup, a normalization, pooling, a container, ...
         kernels = [entry for entry, _ in leaf.placed() if entry.kind == "kernel"]
@@ -371,5 +380,11 @@ def _rescale(
         kernel.assign(keras.ops.multiply(kernel, keras.ops.cast(factor, kernel.dtype)))
         iterations += 1
     return LSUVRecord(
-        unit.hook.name, unit.scaled, kernel.path, stds[0], stds[-1], iterations, converged
+        layer=unit.hook.name,
+        weight=unit.scaled,
+        path=kernel.path,
+        std_before=stds[0],
+        std_after=stds[-1],
+        iterations=iterations,
+        converged=converged,
     )

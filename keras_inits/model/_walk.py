@@ -38,8 +38,15 @@ class Leaf:
             return []
         pairs = []
         for weight in self.layout.weights:
-            if getattr(self.layer, weight.attribute, None) is not None:
-                pairs.append((weight, variable(self.layer, weight.attribute)))
+            value = getattr(self.layer, weight.attribute, None)
+            if value is None:
+                continue
+            if not isinstance(value, keras.Variable):
+                # A LoRA-enabled or quantized layer computes `kernel` from
+                # several variables; the base one still bears the name.
+                named = [v for v in self.own if weight_name(v) == weight.attribute]
+                value = named[0] if len(named) == 1 else variable(self.layer, weight.attribute)
+            pairs.append((weight, value))
         return pairs
 
     def unplaced(self) -> list[Any]:
@@ -90,6 +97,15 @@ def weight_name(variable: Any) -> str:
 def unknown_kind(layer: Any, weights: Sequence[Any] = ()) -> ValueError:
     """The error for a layer whose weights the table cannot place."""
     names = tuple(weight_name(v) for v in weights)
+    if layout(layer) is not None:
+        return ValueError(
+            f"Layer {layer.name!r} ({type(layer).__name__}) holds weights {names} that the "
+            "table of layer kinds does not describe for its class (LoRA or quantization "
+            "weights, or a subclass's own), so keras_inits cannot tell how to draw them (it "
+            "never guesses): describe the class with "
+            f"keras_inits.register_layout({type(layer).__name__}, ...). "
+            f"Received: layer={type(layer).__name__}"
+        )
     holding = f" holding {names}" if names else ""
     kinds = ", ".join(k for k in known_kinds() if not k.startswith("_"))
     return ValueError(
