@@ -314,10 +314,6 @@ def _shape(variable: Any) -> tuple[int, ...]:
     return tuple(int(d) for d in variable.shape)
 
 
-def _has(layer: Any, attribute: str) -> bool:
-    return getattr(layer, attribute, None) is not None
-
-
 def _vector(
     layer: Any,
     attribute: str,
