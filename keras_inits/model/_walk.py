@@ -168,13 +168,17 @@ def in_shape(sample: Callable[[tuple[int, ...]], Any], shape: tuple[int, ...]) -
     draw is the hash of counter i whatever the shape, so a flat draw of a
     larger size holds the same values first: draw one of a few sizes (2^10,
     2^16, then the power of two at or above), keep the first prod(shape).
-    A draw of 2^16 values costs far less than a compile. Other backends
-    compile nothing per shape: drawn as is.
+    A draw of 2^16 values costs far less than a compile. Above 2^22 values
+    the draw outweighs its compile and a rounded size would double its
+    memory: drawn as is. Other backends compile nothing per shape: drawn as is.
     """
     size = math.prod(shape)
-    if keras.backend.backend() != "jax" or size == 0:
+    if keras.backend.backend() != "jax" or size == 0 or size > _LARGEST_ROUNDED:
         return sample(shape)
     return to_numpy(sample((_bucket(size),)))[:size].reshape(shape)
+
+
+_LARGEST_ROUNDED = 1 << 22
 
 
 def _bucket(size: int) -> int:
