@@ -49,3 +49,9 @@ __all__ = [
     "reinitialize",
     "torch_defaults",
 ]
+
+# The public names live here: their home module is this one (help(), repr,
+# pickling and the API reference all say keras_inits.model.<name>).
+for _name in __all__:
+    globals()[_name].__module__ = __name__
+del _name

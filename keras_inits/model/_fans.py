@@ -57,6 +57,7 @@ def fans(layer: keras.layers.Layer, weight: Any = "kernel") -> tuple[float, floa
             the layer is not built, or it has no such weight.
 
     Example:
+        >>> import keras
         >>> layer = keras.layers.Conv2DTranspose(8, 4, strides=2)
         >>> layer.build((None, 16, 16, 32))
         >>> fans(layer)          # the shape (4, 4, 8, 32) says (128, 512)

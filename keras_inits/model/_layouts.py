@@ -246,6 +246,7 @@ def register_layout(layer_class: type, function: LayoutFunction) -> None:
             is not callable.
 
     Example:
+        >>> import keras
         >>> class Scaled(keras.layers.Layer):  # y = x @ w, w of shape (in, units)
         ...     def __init__(self, units, w_initializer="he_normal", **kwargs):
         ...         super().__init__(**kwargs)

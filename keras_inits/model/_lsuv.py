@@ -306,6 +306,8 @@ def lsuv(
             error every kernel gets its values from before the call back.
 
     Example:
+        >>> import keras
+        >>> import numpy as np
         >>> model = keras.Sequential([keras.Input((16,)),
         ...     keras.layers.Dense(32, activation="relu"), keras.layers.Dense(8)])
         >>> records = lsuv(model, np.random.default_rng(0).normal(size=(64, 16)),

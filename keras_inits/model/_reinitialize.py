@@ -160,6 +160,7 @@ def reinitialize(
             layer, its class and the weight). Nothing is changed then.
 
     Example:
+        >>> import keras
         >>> model = keras.Sequential([keras.Input((8, 8, 32)),
         ...     keras.layers.Conv2DTranspose(8, 4, strides=2, kernel_initializer="he_normal")])
         >>> [(c.weight, c.fan_in) for c in reinitialize(model, seed=0)]

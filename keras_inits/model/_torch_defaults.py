@@ -86,6 +86,7 @@ def torch_defaults(model: keras.Model, seed: Any = None) -> list[WeightChange]:
             changed then.
 
     Example:
+        >>> import keras
         >>> model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(10)])
         >>> [(c.weight, c.rule) for c in torch_defaults(model, seed=0)]
         [('kernel', 'U(-1/sqrt(64), 1/sqrt(64))'), ('bias', 'U(-1/sqrt(64), 1/sqrt(64))')]
