@@ -10,7 +10,7 @@ from keras_inits._gain import calculate_gain, gain_for
 from keras_inits._portable import keras_equivalent, portable
 from keras_inits._registry import get, names
 from keras_inits.deferred import deferred, materialize
-from keras_inits.model import fans, lsuv, reinitialize, torch_defaults
+from keras_inits.model import fans, lsuv, register_layout, reinitialize, torch_defaults
 from keras_inits.orthogonal import BlockOrthogonal, DeltaOrthogonal
 from keras_inits.small import SmallNormal, SmallUniform
 from keras_inits.sparse import Sparse
@@ -57,6 +57,7 @@ __all__ = [
     "materialize",
     "names",
     "portable",
+    "register_layout",
     "reinitialize",
     "torch_defaults",
 ]

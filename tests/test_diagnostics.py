@@ -308,7 +308,7 @@ def test_inputs_that_do_not_match_a_multi_input_model_are_refused():
 
 
 def test_what_cannot_be_reported_is_skipped_with_a_warning_naming_it():
-    class Scaled(keras.layers.Layer):  # a rank-2 weight that is no kernel by name
+    class Scaled(keras.layers.Layer):  # a rank-2 weight of a kind the table does not know
         def build(self, input_shape):
             self.w = self.add_weight(shape=(input_shape[-1], 2), name="w")
 
@@ -323,7 +323,10 @@ def test_what_cannot_be_reported_is_skipped_with_a_warning_naming_it():
         records = layer_stats(model, [X, X])
     assert [r.name for r in records] == ["out"]
     message = str(next(w.message for w in caught if "layer_stats skipped" in str(w.message)))
-    assert "scaled/w (shape (3, 2)): not named like a kernel" in message
+    assert (
+        "scaled/w (shape (3, 2)): layer 'scaled' (Scaled) is a kind the table of layer kinds "
+        "does not know (keras_inits.register_layout describes it)"
+    ) in message
     assert "layer 'shared': called 2 times, so no single output" in message
 
 

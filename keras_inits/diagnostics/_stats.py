@@ -20,8 +20,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_inits._fans import compute_fans
-from keras_inits.model import einsum_fans
+from keras_inits import _compat
+from keras_inits.model._walk import walk
 
 __all__ = [
     "SATURATION_RULES",
@@ -52,9 +52,10 @@ class LayerStats:
             kernels (``"mha/query/kernel"``).
         kernel_shape: The kernel's shape, Keras layout ``(*receptive_field, in, out)``
             (an EinsumDense's own layout for its kernels).
-        fan_in: in * prod(receptive_field), or the product of an EinsumDense
-            kernel's input axes.
-        fan_out: out * prod(receptive_field), or the product of its output axes.
+        fan_in: The kernel's true fan_in, as ``keras_inits.fans`` gives it (the
+            table of layer kinds: a transposed convolution's channels the right
+            way round, a depthwise kernel's K, an EinsumDense's contracted axes).
+        fan_out: Its true fan_out, likewise (per gate for an RNN's kernels).
         weight_std: Standard deviation of the kernel's entries.
         activation: The layer's activation name, or None if it has none.
         output_mean: Mean of the layer's output (after its activation) on the batch.
@@ -73,8 +74,8 @@ class LayerStats:
 
     name: str
     kernel_shape: tuple[int, ...]
-    fan_in: int
-    fan_out: int
+    fan_in: float
+    fan_out: float
     weight_std: float
     activation: str | None
     output_mean: float
@@ -93,20 +94,21 @@ class LayerStats:
 def layer_stats(model: keras.Model, x: Any, y: Any = None, loss: Any = None) -> list[LayerStats]:
     """One ``LayerStats`` per kernel, in the model's layer order.
 
-    A kernel is a weight named ``kernel`` or ``*_kernel`` (Dense, Conv,
+    A kernel is what the table of layer kinds (``keras_inits.model``,
+    open to your layers through ``register_layout``) calls one: Dense, Conv,
     EinsumDense, SeparableConv's depthwise and pointwise kernels, an RNN
-    cell's kernel and recurrent kernel) or ``embeddings`` (Embedding), owned
+    cell's kernel and recurrent kernel, an Embedding's table, owned
     by a layer of the model or by any layer inside it (MultiHeadAttention's
     query, key, value and output projections, Bidirectional's two RNNs, a
     nested model). A layer with one kernel gives a record named after the
     layer; a layer with several gives one record per kernel, named by the
     kernel's path (``"lstm/lstm_cell/recurrent_kernel"``). Each record's
     output statistics are those of the top-level layer's (first) output.
-    Fans follow the Keras layout, or an EinsumDense's own input and output
-    axes (read from its equation). What cannot be reported is skipped with
-    a warning that names it and says why (a layer called more than once has
-    no single output; a weight of rank >= 2 that is neither a kernel nor a
-    bias is not recognised); nothing is skipped silently.
+    Fans are the true fans, the same as ``keras_inits.fans`` gives. What
+    cannot be reported is skipped with a warning that names it and says why
+    (a layer called more than once has no single output; a weight of rank
+    >= 2 of a layer kind the table does not know); nothing is skipped
+    silently.
 
     Args:
         model: A built functional or Sequential model (its layers' outputs
@@ -234,66 +236,51 @@ class _Kernel:
     variable: Any
     name: str
     shape: tuple[int, ...]
-    fans: tuple[int, int]
+    fans: tuple[float, float]
 
 
-def _is_kernel(variable: Any) -> bool:
-    name = variable.name.split("/")[-1]
-    return name == "embeddings" or name.endswith("kernel")
-
-
-def _sublayers(layer: Any) -> list[Any]:
-    """``layer`` and every layer it holds, at any depth (attributes, lists, dicts)."""
-    found: dict[int, Any] = {}
-    stack = [layer]
-    while stack:
-        current = stack.pop()
-        if id(current) in found:
-            continue
-        found[id(current)] = current
-        for value in vars(current).values():
-            items = value.values() if isinstance(value, dict) else value
-            items = items if isinstance(items, (list, tuple)) else [value]
-            stack.extend(item for item in items if isinstance(item, keras.layers.Layer))
-    return list(found.values())
+def _whole(fans: tuple[float, float]) -> tuple[float, float]:
+    return tuple(int(f) if f.is_integer() else f for f in fans)  # type: ignore[return-value]
 
 
 def _find_kernels(model: keras.Model) -> list[_Kernel]:
-    """Every kernel of ``model``, with its layer, record name and fans; warns what it skips."""
+    """Every kernel of ``model``, with its layer, record name and true fans; warns what it skips.
+
+    The kernels and their fans come from the table of layer kinds
+    (``keras_inits.model``), the one ``keras_inits.fans`` reads, so the two
+    always agree; a weight of rank >= 2 that the table cannot place is
+    skipped with a warning that names it.
+    """
     found: list[_Kernel] = []
     skipped: list[str] = []
     seen: set[int] = set()
     for layer in model.layers:
-        sublayers = _sublayers(layer)
-        einsum = {
-            id(sub.kernel): sub
-            for sub in sublayers
-            if isinstance(sub, keras.layers.EinsumDense) and isinstance(sub.kernel, keras.Variable)
-        }
         kernels = []
-        for variable in layer.weights:
-            if id(variable) in seen or len(variable.shape) < 2:
-                continue
-            seen.add(id(variable))
-            if _is_kernel(variable):
-                kernels.append(variable)
-            elif not variable.name.endswith("bias"):
+        for leaf in walk(layer):
+            for entry, variable in leaf.placed():
+                if entry.kind in ("kernel", "embedding") and id(variable) not in seen:
+                    seen.add(id(variable))
+                    fans = (float(entry.fan_in or 0), float(entry.fan_out or 0))
+                    kernels.append((variable, _whole(fans)))
+            for variable in leaf.unplaced():
+                if id(variable) in seen or len(variable.shape) < 2:
+                    continue
+                seen.add(id(variable))
                 skipped.append(
-                    f"{variable.path} (shape {tuple(variable.shape)}): not named like a kernel "
-                    "(kernel, *_kernel, embeddings)"
+                    f"{variable.path} (shape {tuple(variable.shape)}): layer "
+                    f"{leaf.layer.name!r} ({type(leaf.layer).__name__}) is a kind the table of "
+                    "layer kinds does not know (keras_inits.register_layout describes it)"
                 )
         if not kernels:
             continue
         # Keras keeps one node per call and has no public count of them; `output`
         # would quietly give the first call's, so a shared layer is skipped.
-        calls = len(getattr(layer, "_inbound_nodes", ()))
+        calls = _compat.call_count(layer)
         if calls > 1:
             skipped.append(f"layer {layer.name!r}: called {calls} times, so no single output")
             continue
-        for variable in kernels:
+        for variable, fans in kernels:
             shape = tuple(int(d) for d in variable.shape)
-            owner = einsum.get(id(variable))
-            fans = compute_fans(shape) if owner is None else einsum_fans(owner)
             name = layer.name if len(kernels) == 1 else variable.path
             found.append(_Kernel(layer, variable, name, shape, fans))
     if skipped:

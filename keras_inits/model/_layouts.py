@@ -1,0 +1,732 @@
+"""The one table of layer kinds: which weights a layer has and what each axis means.
+
+An initializer sees only a kernel's shape, so it cannot know that a
+``Conv2DTranspose`` kernel ``(kh, kw, out, in)`` has its channels the other
+way round, that a ``DepthwiseConv2D`` output sees only ``kh * kw`` inputs,
+that a grouped or strided convolution connects each input to fewer outputs
+than its shape says, that an LSTM kernel ``(in, 4 * units)`` is four gates,
+or that an embedding table is also the output projection of a tied LM head.
+This module is the one place that knows. For a built layer, ``layout(layer)``
+gives a ``LayerLayout``: its weights (``WeightLayout``: the attribute, the
+initializer attribute, what the weight is, the role of each of its axes, its
+true fans, PyTorch's default rule, whether it is tied) and the layers it
+holds. ``fans``, ``reinitialize``, ``lsuv``, ``torch_defaults`` and
+``diagnostics.layer_stats`` all read it; ``register_layout`` opens it to
+user layers. It follows the class hierarchy: a subclass of ``LSTMCell`` has
+the LSTM cell's layout unless it registers its own.
+
+The fan convention: a fan counts the connections a unit really has, averaged
+over positions away from the borders. fan_in is the number of weights (times
+inputs) summed into one output; fan_out is the number of outputs one input
+feeds. A stride s along an axis with kernel size k gives each input k / s
+outputs on average (a transposed convolution: each output k / s inputs), so
+fans can be fractional. Drawn with Var(W) = 1 / fan_in, a layer keeps the
+variance of unit-variance inputs; drawn with Var(W) = 1 / fan_out, it keeps
+the variance of the gradient flowing back (He et al., 2015).
+
+This module reads layers; it never changes a weight.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, get_args
+
+import keras
+
+from keras_inits import _compat
+
+__all__ = [
+    "Axis",
+    "LayerLayout",
+    "TorchRule",
+    "WeightLayout",
+    "layout",
+    "register_layout",
+]
+
+AxisRole = Literal[
+    "receptive_field",  # a kernel tap (convolution): counts in both fans
+    "input",  # contracted with the layer's input: counts in fan_in
+    "output",  # indexes the layer's output units: counts in fan_out
+    "heads",  # attention heads (an input or an output axis, by `side`)
+    "channels",  # a depthwise channel: one map per channel, neither fan
+    "vocabulary",  # an embedding table's rows: one looked up per token
+    "features",  # a per-feature vector (bias, scale, shift, statistic)
+    "shared",  # in the input, the weight and the output alike (a batch of maps)
+]
+Side = Literal["in", "out", "both", "neither"]
+WeightKind = Literal["kernel", "embedding", "bias", "scale", "shift", "statistic", "other"]
+TorchKind = Literal["uniform", "uniform_sum", "normal", "constant"]
+Tie = Literal["output_projection"]
+
+# Roles whose size grows with a model's width (muP's "infinite" dimensions);
+# the receptive field, the vocabulary and shared axes do not.
+WIDTH_ROLES: tuple[AxisRole, ...] = ("input", "output", "heads", "channels", "features")
+
+
+@dataclasses.dataclass(frozen=True)
+class Axis:
+    """One axis of a weight: what it indexes, its size, and which fan it counts in.
+
+    Attributes:
+        role: What the axis indexes: one of "receptive_field", "input",
+            "output", "heads", "channels", "vocabulary", "features", "shared".
+        size: Its length.
+        side: Which fan it multiplies: "in" (fan_in), "out" (fan_out), "both"
+            (a receptive field) or "neither" (a shared axis, a bias's).
+    """
+
+    role: AxisRole
+    size: int
+    side: Side
+
+    def __post_init__(self) -> None:
+        if self.role not in get_args(AxisRole):
+            raise ValueError(
+                f"`role` must be one of {tuple(sorted(get_args(AxisRole)))}. "
+                f"Received: role={self.role!r}"
+            )
+        if self.side not in get_args(Side):
+            raise ValueError(
+                f"`side` must be one of {tuple(sorted(get_args(Side)))}. "
+                f"Received: side={self.side!r}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class TorchRule:
+    """PyTorch 2.x's ``reset_parameters`` for one weight.
+
+    Attributes:
+        kind: "uniform" (U(-bound, bound), bound = 1 / sqrt(fan_in)),
+            "uniform_sum" (the sum of two such draws: PyTorch's b_ih + b_hh),
+            "normal" (N(0, 1)) or "constant" (``value``).
+        fan_in: PyTorch's fan_in (weight.size(1) * prod(kernel_size) on its
+            own layout), for the uniform kinds.
+        value: The constant, for "constant".
+    """
+
+    kind: TorchKind
+    fan_in: float | None = None
+    value: float = 0.0
+
+    @property
+    def bound(self) -> float:
+        """The uniform's bound, 1 / sqrt(fan_in) (0 for an empty weight)."""
+        fan = self.fan_in or 0
+        return 1.0 / math.sqrt(fan) if fan > 0 else 0.0
+
+    @property
+    def rule(self) -> str:
+        """The rule in words, as the reports print it."""
+        if self.kind == "uniform":
+            return f"U(-1/sqrt({self.fan_in}), 1/sqrt({self.fan_in}))"
+        if self.kind == "uniform_sum":
+            return f"U(-1/sqrt({self.fan_in}), 1/sqrt({self.fan_in})) + the same (b_ih + b_hh)"
+        if self.kind == "normal":
+            return "N(0, 1)"
+        return f"constant {self.value:g}"
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightLayout:
+    """One weight of a layer kind: where it lives, what each axis means, its true fans.
+
+    Attributes:
+        attribute: The layer attribute holding the variable ("kernel").
+        initializer: The layer attribute holding its initializer
+            ("kernel_initializer"), or None where the layer keeps none.
+        kind: What the weight is: "kernel" (a fan-scaled weight), "embedding"
+            (a lookup table), "bias", "scale" or "shift" (a normalization's
+            gamma and beta), "statistic" (moving mean and variance) or "other".
+        axes: One ``Axis`` per dimension of the weight, in its own layout.
+        fan_in: The true fan_in (None for a weight with no connections).
+        fan_out: The true fan_out (None likewise).
+        gates: Equal column blocks of the output axis (an RNN's gates); the
+            fans are per gate.
+        torch: PyTorch's default for it (``torch_defaults``), or None where
+            no PyTorch module matches.
+        tied: "output_projection" for a table that is also the (transposed)
+            output projection of a tied LM head, else None.
+    """
+
+    attribute: str
+    initializer: str | None
+    kind: WeightKind
+    axes: tuple[Axis, ...]
+    fan_in: float | None = None
+    fan_out: float | None = None
+    gates: int = 1
+    torch: TorchRule | None = None
+    tied: Tie | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(axis.size for axis in self.axes)
+
+    @property
+    def in_axes(self) -> tuple[int, ...]:
+        """The axes that make a matrix's rows (LoRA's A side): receptive field, input, rows."""
+        return tuple(
+            i
+            for i, axis in enumerate(self.axes)
+            if axis.side in ("in", "both") or axis.role == "vocabulary"
+        )
+
+    @property
+    def out_axes(self) -> tuple[int, ...]:
+        """The axes that make a matrix's columns (LoRA's B side)."""
+        return tuple(i for i, axis in enumerate(self.axes) if axis.side == "out")
+
+    @property
+    def width_axes(self) -> tuple[int, ...]:
+        """The axes whose size grows with the model's width (muP), by role."""
+        return tuple(i for i, axis in enumerate(self.axes) if axis.role in WIDTH_ROLES)
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerLayout:
+    """A built layer's layout: its own weights and the layers it holds.
+
+    Attributes:
+        weights: The layer's own weights (not its sublayers'), as
+            ``WeightLayout`` records. A weight the layer has not made
+            (``use_bias=False``) is left out.
+        children: The layers it holds (a wrapper's, a model's), whose own
+            layouts are looked up in turn.
+        pre_activation: The weight that scales the layer's pre-activation
+            output (``lsuv`` rescales it), or None where the layer has none
+            (a lookup, a normalization).
+        recurrent: Whether the pre-activation is an RNN's input part of the
+            gates, x_t @ kernel, seen through the RNN layer that holds the cell.
+        wraps: Whether the layer wraps its first child (Bidirectional,
+            TimeDistributed, an RNN layer): ``fans(wrapper, "kernel")`` then
+            means the child's weight.
+    """
+
+    weights: tuple[WeightLayout, ...] = ()
+    children: tuple[Any, ...] = ()
+    pre_activation: str | None = None
+    recurrent: bool = False
+    wraps: bool = False
+
+    def weight(self, attribute: str) -> WeightLayout | None:
+        return next((w for w in self.weights if w.attribute == attribute), None)
+
+    @property
+    def kernels(self) -> tuple[WeightLayout, ...]:
+        """The fan-scaled weights and tables: what ``fans`` and ``layer_stats`` report."""
+        return tuple(w for w in self.weights if w.kind in ("kernel", "embedding"))
+
+
+LayoutFunction = Callable[[Any], LayerLayout]
+_LAYOUTS: dict[type, LayoutFunction] = {}
+
+
+def register_layout(layer_class: type, function: LayoutFunction) -> None:
+    """Teaches every model-level function the layout of a layer class of your own.
+
+    ``function(layer)`` gets a built layer of ``layer_class`` (or of a
+    subclass that registers nothing itself) and returns its ``LayerLayout``:
+    one ``WeightLayout`` per weight the layer itself makes, with the role
+    of each axis and the true fans, and the sublayers it holds. ``fans``,
+    ``reinitialize``, ``lsuv``, ``torch_defaults`` and
+    ``diagnostics.layer_stats`` then read it as they read Keras's own kinds.
+    Registering a class again replaces its layout.
+
+    Args:
+        layer_class: A subclass of ``keras.layers.Layer``.
+        function: A callable from a built layer to a ``LayerLayout``.
+
+    Raises:
+        TypeError: If ``layer_class`` is not a Layer subclass or ``function``
+            is not callable.
+
+    Example:
+        >>> import keras
+        >>> class Scaled(keras.layers.Layer):  # y = x @ w, w of shape (in, units)
+        ...     def __init__(self, units, w_initializer="he_normal", **kwargs):
+        ...         super().__init__(**kwargs)
+        ...         self.units = units
+        ...         self.w_initializer = keras.initializers.get(w_initializer)
+        ...     def build(self, input_shape):
+        ...         self.w = self.add_weight(shape=(input_shape[-1], self.units),
+        ...                                  initializer=self.w_initializer, name="w")
+        ...     def call(self, x):
+        ...         return keras.ops.matmul(x, self.w)
+        >>> def scaled_layout(layer):
+        ...     fan_in, fan_out = tuple(layer.w.shape)
+        ...     axes = (Axis("input", fan_in, "in"), Axis("output", fan_out, "out"))
+        ...     kernel = WeightLayout(attribute="w", initializer="w_initializer",
+        ...                           kind="kernel", axes=axes, fan_in=fan_in, fan_out=fan_out)
+        ...     return LayerLayout(weights=(kernel,), pre_activation="w")
+        >>> import keras_inits as ki
+        >>> ki.register_layout(Scaled, scaled_layout)
+        >>> layer = Scaled(8)
+        >>> layer.build((None, 16))
+        >>> ki.fans(layer, "w")
+        (16, 8)
+    """
+    if not (isinstance(layer_class, type) and issubclass(layer_class, keras.layers.Layer)):
+        raise TypeError(
+            "`layer_class` must be a subclass of keras.layers.Layer. "
+            f"Received: layer_class={layer_class!r}"
+        )
+    if not callable(function):
+        raise TypeError(
+            "`function` must be a callable from a built layer to a LayerLayout. "
+            f"Received: function={function!r}"
+        )
+    _LAYOUTS[layer_class] = function
+
+
+def layout(layer: Any) -> LayerLayout | None:
+    """The layout of a built ``layer``, by the nearest class in its MRO; None: unknown kind.
+
+    An unbuilt layer has no weights yet: its layout is empty.
+    """
+    _register_keras_hub_kinds()
+    for cls in type(layer).__mro__:
+        function = _LAYOUTS.get(cls)
+        if function is not None:
+            if not getattr(layer, "built", True):
+                return LayerLayout()
+            return function(layer)
+    return None
+
+
+def known_kinds() -> tuple[str, ...]:
+    """The names of the registered layer classes, sorted."""
+    return tuple(sorted({cls.__name__ for cls in _LAYOUTS}))
+
+
+# Helpers for the layouts below.
+
+
+def _count(value: float) -> float:
+    """An int where the count is whole, else the float (a stride's average)."""
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def _shape(variable: Any) -> tuple[int, ...]:
+    return tuple(int(d) for d in variable.shape)
+
+
+def _vector(
+    layer: Any,
+    attribute: str,
+    initializer: str | None,
+    kind: WeightKind,
+    torch: TorchRule | None = None,
+) -> tuple[WeightLayout, ...]:
+    """A per-feature weight (bias, gamma, beta, a statistic), if the layer made it."""
+    variable = getattr(layer, attribute, None)
+    if variable is None:
+        return ()
+    axes = tuple(Axis("features", size, "neither") for size in _shape(variable))
+    return (WeightLayout(attribute, initializer, kind, axes, torch=torch),)
+
+
+def _field(kernel_size: Sequence[int]) -> tuple[Axis, ...]:
+    return tuple(Axis("receptive_field", int(k), "both") for k in kernel_size)
+
+
+def _uniform(fan_in: float) -> TorchRule:
+    """kaiming_uniform_(a=sqrt(5)) for a weight and its bias alike: U(+-1/sqrt(fan_in))."""
+    return TorchRule("uniform", fan_in)
+
+
+def _constant(value: float) -> TorchRule:
+    return TorchRule("constant", value=value)
+
+
+# Keras's layer kinds. Layouts, with K = prod(kernel_size), S = prod(strides),
+# g = groups, m = depth_multiplier, G = gates (true fans in, out):
+#
+#     Dense                 kernel (in, out)                 in,          out
+#     EinsumDense           kernel, axes named by the equation: contracted axes
+#                           -> fan_in, output-only axes -> fan_out, shared: neither
+#     Conv1D/2D/3D          kernel (k, in / g, out)          K in / g,    K out / (g S)
+#     Conv*Transpose        kernel (k, out, in)              K in / S,    K out
+#     DepthwiseConv1D/2D    kernel (k, in, m)                K,           K m / S
+#     SeparableConv1D/2D    depthwise_kernel (k, in, m)      K,           K m / S
+#                           pointwise_kernel (1, in m, out)  in m,        out
+#     Embedding             embeddings (vocab, dim)          1,           dim
+#     LSTM/GRU/SimpleRNN    kernel (in, G u)                 in,          u  (per gate)
+#       cells (G = 4, 3, 1) recurrent_kernel (u, G u)        u,           u  (per gate)
+#     ConvLSTM1D/2D/3D      kernel (k, in, 4 f)              K in,        K f / S (per gate)
+#       cells               recurrent_kernel (k, f, 4 f)     K f,         K f (per gate)
+
+
+def _dense(layer: Any) -> LayerLayout:
+    fan_in, fan_out = _shape(layer.kernel)
+    kernel = WeightLayout(
+        "kernel",
+        "kernel_initializer",
+        "kernel",
+        (Axis("input", fan_in, "in"), Axis("output", fan_out, "out")),
+        fan_in,
+        fan_out,
+        torch=_uniform(fan_in),
+    )
+    bias = _vector(layer, "bias", "bias_initializer", "bias", _uniform(fan_in))
+    return LayerLayout((kernel, *bias), pre_activation="kernel")
+
+
+def einsum_axes(equation: str, shape: Sequence[int]) -> tuple[Axis, ...]:
+    """An EinsumDense kernel's axes from its equation: contracted, output-only or shared."""
+    inputs, output = equation.replace("...", "").split("->")
+    source, kernel = inputs.split(",")
+    axes = []
+    for letter, size in zip(kernel, shape, strict=True):
+        if letter in source and letter in output:
+            axes.append(Axis("shared", int(size), "neither"))  # a batch of maps
+        elif letter not in output:
+            axes.append(Axis("input", int(size), "in"))  # summed over
+        elif letter not in source:
+            axes.append(Axis("output", int(size), "out"))  # each input feeds these
+        else:  # pragma: no cover - a letter in neither input nor output is not valid einsum
+            axes.append(Axis("shared", int(size), "neither"))
+    return tuple(axes)
+
+
+def _fans_of(axes: Sequence[Axis]) -> tuple[int, int]:
+    fan_in = math.prod(a.size for a in axes if a.side in ("in", "both"))
+    fan_out = math.prod(a.size for a in axes if a.side in ("out", "both"))
+    return fan_in, fan_out
+
+
+def _einsum_dense(layer: Any) -> LayerLayout:
+    axes = einsum_axes(layer.equation, _shape(layer.kernel))
+    fan_in, fan_out = _fans_of(axes)
+    kernel = WeightLayout("kernel", "kernel_initializer", "kernel", axes, fan_in, fan_out)
+    bias = _vector(layer, "bias", "bias_initializer", "bias")
+    return LayerLayout((kernel, *bias), pre_activation="kernel")
+
+
+def _conv(layer: Any) -> LayerLayout:
+    *field, group_channels, filters = _shape(layer.kernel)
+    k, s, groups = math.prod(field), math.prod(layer.strides), layer.groups
+    torch = _uniform(group_channels * k)  # Conv weight (out, in / g, *k): fan_in = in / g * K
+    axes = (*_field(field), Axis("input", group_channels, "in"), Axis("output", filters, "out"))
+    kernel = WeightLayout(
+        "kernel",
+        "kernel_initializer",
+        "kernel",
+        axes,
+        k * group_channels,
+        _count(k * filters / (groups * s)),
+        torch=torch,
+    )
+    bias = _vector(layer, "bias", "bias_initializer", "bias", torch)
+    return LayerLayout((kernel, *bias), pre_activation="kernel")
+
+
+def _conv_transpose(layer: Any) -> LayerLayout:
+    *field, filters, channels = _shape(layer.kernel)
+    k, s = math.prod(field), math.prod(layer.strides)
+    # ConvTranspose weight (in, out, *k): PyTorch's fan_in is out * K (its quirk, kept).
+    torch = _uniform(filters * k)
+    axes = (*_field(field), Axis("output", filters, "out"), Axis("input", channels, "in"))
+    kernel = WeightLayout(
+        "kernel",
+        "kernel_initializer",
+        "kernel",
+        axes,
+        _count(k * channels / s),
+        k * filters,
+        torch=torch,
+    )
+    bias = _vector(layer, "bias", "bias_initializer", "bias", torch)
+    return LayerLayout((kernel, *bias), pre_activation="kernel")
+
+
+def _depthwise_weight(layer: Any, attribute: str, torch: TorchRule) -> WeightLayout:
+    *field, channels, multiplier = _shape(getattr(layer, attribute))
+    k, s = math.prod(field), math.prod(layer.strides)
+    axes = (
+        *_field(field),
+        Axis("channels", channels, "neither"),
+        Axis("output", multiplier, "out"),
+    )
+    return WeightLayout(
+        attribute,
+        "depthwise_initializer",
+        "kernel",
+        axes,
+        k,
+        _count(k * multiplier / s),
+        torch=torch,
+    )
+
+
+def _depthwise(layer: Any) -> LayerLayout:
+    # Conv(in, in * m, groups=in): weight (in * m, 1, *k), fan_in = K.
+    torch = _uniform(math.prod(layer.kernel_size))
+    kernel = _depthwise_weight(layer, "kernel", torch)
+    bias = _vector(layer, "bias", "bias_initializer", "bias", torch)
+    return LayerLayout((kernel, *bias), pre_activation="kernel")
+
+
+def _separable(layer: Any) -> LayerLayout:
+    # The usual port: Conv(groups=in, bias=False), then a 1x1 Conv with the bias.
+    depthwise = _depthwise_weight(layer, "depthwise_kernel", _uniform(math.prod(layer.kernel_size)))
+    *ones, inner, filters = _shape(layer.pointwise_kernel)
+    torch = _uniform(inner)
+    axes = (*_field(ones), Axis("input", inner, "in"), Axis("output", filters, "out"))
+    pointwise = WeightLayout(
+        "pointwise_kernel", "pointwise_initializer", "kernel", axes, inner, filters, torch=torch
+    )
+    bias = _vector(layer, "bias", "bias_initializer", "bias", torch)
+    return LayerLayout((depthwise, pointwise, *bias), pre_activation="pointwise_kernel")
+
+
+def _embedding(layer: Any) -> LayerLayout:
+    vocabulary, dim = _shape(layer.embeddings)
+    tied: Tie | None = None
+    if isinstance(layer, _REVERSIBLE_EMBEDDINGS) and getattr(layer, "tie_weights", False):
+        tied = "output_projection"  # logits = h @ embeddings^T
+    table = WeightLayout(
+        "embeddings",
+        "embeddings_initializer",
+        "embedding",
+        (Axis("vocabulary", vocabulary, "neither"), Axis("output", dim, "out")),
+        1,
+        dim,
+        torch=TorchRule("normal"),
+        tied=tied,
+    )
+    weights = [table]
+    reverse = getattr(layer, "reverse_embeddings", None)
+    if isinstance(reverse, keras.Variable):  # an untied head (dim, vocab): a projection
+        axes = (Axis("input", dim, "in"), Axis("output", vocabulary, "out"))
+        weights.append(
+            WeightLayout(
+                "reverse_embeddings",
+                "embeddings_initializer",
+                "kernel",
+                axes,
+                dim,
+                vocabulary,
+                torch=_uniform(dim),  # an nn.Linear(dim, vocab) head
+            )
+        )
+    return LayerLayout(tuple(weights))
+
+
+_GATES: dict[type, int] = {}  # filled below: LSTMCell 4, GRUCell 3, SimpleRNNCell 1
+
+
+def _rnn_cell(layer: Any) -> LayerLayout:
+    gates = next(g for cls, g in _GATES.items() if isinstance(layer, cls))
+    fan_in, width = _shape(layer.kernel)
+    units = width // gates
+    torch = _uniform(units)  # every parameter U(+-1/sqrt(hidden))
+    kernel = WeightLayout(
+        "kernel",
+        "kernel_initializer",
+        "kernel",
+        (Axis("input", fan_in, "in"), Axis("output", width, "out")),
+        fan_in,
+        units,
+        gates,
+        torch=torch,
+    )
+    recurrent = WeightLayout(
+        "recurrent_kernel",
+        "recurrent_initializer",
+        "kernel",
+        (Axis("input", units, "in"), Axis("output", width, "out")),
+        units,
+        units,
+        gates,
+        torch=torch,
+    )
+    weights = [kernel, recurrent]
+    bias = getattr(layer, "bias", None)
+    if isinstance(bias, keras.Variable):
+        # Keras has one bias where PyTorch has b_ih and b_hh (added); a GRU with
+        # reset_after keeps both, as rows.
+        kind: TorchKind = "uniform" if len(_shape(bias)) == 2 else "uniform_sum"
+        weights.extend(_vector(layer, "bias", "bias_initializer", "bias", TorchRule(kind, units)))
+    return LayerLayout(tuple(weights), pre_activation="kernel", recurrent=True)
+
+
+def _conv_lstm_cell(layer: Any) -> LayerLayout:
+    *field, channels, width = _shape(layer.kernel)
+    filters = width // 4
+    k, s = math.prod(field), math.prod(layer.strides)
+    axes = (*_field(field), Axis("input", channels, "in"), Axis("output", width, "out"))
+    kernel = WeightLayout(
+        "kernel", "kernel_initializer", "kernel", axes, k * channels, _count(k * filters / s), 4
+    )
+    recurrent_axes = (*_field(field), Axis("input", filters, "in"), Axis("output", width, "out"))
+    recurrent = WeightLayout(
+        "recurrent_kernel",
+        "recurrent_initializer",
+        "kernel",
+        recurrent_axes,
+        k * filters,
+        k * filters,
+        4,
+    )
+    bias = _vector(layer, "bias", "bias_initializer", "bias")
+    return LayerLayout((kernel, recurrent, *bias))
+
+
+def _batch_norm(layer: Any) -> LayerLayout:
+    # reset_parameters: weight 1, bias 0; reset_running_stats: mean 0, var 1.
+    return LayerLayout(
+        (
+            *_vector(layer, "gamma", "gamma_initializer", "scale", _constant(1.0)),
+            *_vector(layer, "beta", "beta_initializer", "shift", _constant(0.0)),
+            *_vector(layer, "moving_mean", "moving_mean_initializer", "statistic", _constant(0.0)),
+            *_vector(
+                layer,
+                "moving_variance",
+                "moving_variance_initializer",
+                "statistic",
+                _constant(1.0),
+            ),
+        )
+    )
+
+
+def _norm(layer: Any) -> LayerLayout:
+    return LayerLayout(
+        (
+            *_vector(layer, "gamma", "gamma_initializer", "scale", _constant(1.0)),
+            *_vector(layer, "beta", "beta_initializer", "shift", _constant(0.0)),
+        )
+    )
+
+
+def _rms_norm(layer: Any) -> LayerLayout:
+    # nn.RMSNorm: weight 1. Keras keeps no initializer attribute (it uses "ones").
+    return LayerLayout(_vector(layer, "scale", None, "scale", _constant(1.0)))
+
+
+def _prelu(layer: Any) -> LayerLayout:
+    # nn.PReLU: 0.25 (Keras's default is zeros).
+    return LayerLayout(_vector(layer, "alpha", "alpha_initializer", "other", _constant(0.25)))
+
+
+def _attention_scores(layer: Any) -> LayerLayout:
+    # Attention and AdditiveAttention: learned scalars or vectors with no initializer attribute.
+    return LayerLayout(
+        (
+            *_vector(layer, "scale", None, "other"),
+            *_vector(layer, "concat_score_weight", None, "other"),
+        )
+    )
+
+
+def _preprocessing_statistics(layer: Any) -> LayerLayout:
+    # Normalization's adapted mean, variance and count: data, not initialization.
+    return LayerLayout(
+        tuple(
+            w
+            for name in ("mean", "variance", "count")
+            if isinstance(getattr(layer, name, None), keras.Variable)
+            for w in _vector(layer, name, None, "statistic")
+        )
+    )
+
+
+def _spectral_norm(layer: Any) -> LayerLayout:
+    # The power iteration's vector: state, not a weight to initialize.
+    return LayerLayout(_vector(layer, "vector_u", None, "statistic"), children=(layer.layer,))
+
+
+def _children_only(*attributes: str, wraps: bool = False) -> LayoutFunction:
+    def function(layer: Any) -> LayerLayout:
+        children: list[Any] = []
+        for attribute in attributes:
+            value = getattr(layer, attribute, None)
+            children.extend(value if isinstance(value, (list, tuple)) else [value])
+        return LayerLayout(children=tuple(c for c in children if c is not None), wraps=wraps)
+
+    return function
+
+
+def _attention(layer: Any) -> LayerLayout:
+    # MultiHeadAttention and GroupQueryAttention: their EinsumDense projections
+    # (query, key, value (dim, heads, key_dim), output (heads, key_dim, dim)).
+    return LayerLayout(children=tuple(_compat.sublayers(layer)))
+
+
+def _model(layer: Any) -> LayerLayout:
+    return LayerLayout(children=tuple(layer.layers))
+
+
+_REVERSIBLE_EMBEDDINGS: tuple[type, ...] = tuple(
+    cls for cls in (getattr(keras.layers, "ReversibleEmbedding", None),) if cls is not None
+)
+
+
+def _register_keras_kinds() -> None:
+    L = keras.layers
+    _GATES.update({L.LSTMCell: 4, L.GRUCell: 3, L.SimpleRNNCell: 1})
+    table: list[tuple[tuple[Any, ...], LayoutFunction]] = [
+        ((L.Dense,), _dense),
+        ((L.EinsumDense,), _einsum_dense),
+        ((L.Conv1D, L.Conv2D, L.Conv3D), _conv),
+        ((L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose), _conv_transpose),
+        ((L.DepthwiseConv1D, L.DepthwiseConv2D), _depthwise),
+        ((L.SeparableConv1D, L.SeparableConv2D), _separable),
+        ((L.Embedding,), _embedding),
+        ((L.LSTMCell, L.GRUCell, L.SimpleRNNCell), _rnn_cell),
+        ((_compat.conv_lstm_cell_class(),), _conv_lstm_cell),
+        ((L.BatchNormalization,), _batch_norm),
+        ((L.LayerNormalization, L.GroupNormalization), _norm),
+        ((getattr(L, "RMSNormalization", None),), _rms_norm),
+        ((L.PReLU,), _prelu),
+        ((L.Attention, L.AdditiveAttention), _attention_scores),
+        ((L.Normalization,), _preprocessing_statistics),
+        ((L.SpectralNormalization,), _spectral_norm),
+        ((L.MultiHeadAttention, getattr(L, "GroupQueryAttention", None)), _attention),
+        ((L.Bidirectional,), _children_only("forward_layer", "backward_layer", wraps=True)),
+        ((L.TimeDistributed,), _children_only("layer", wraps=True)),
+        ((L.RNN,), _children_only("cell", wraps=True)),
+        ((L.StackedRNNCells,), _children_only("cells")),
+        ((keras.Model,), _model),
+    ]
+    for classes, function in table:
+        for cls in classes:
+            if cls is not None:
+                _LAYOUTS[cls] = function
+
+
+_register_keras_kinds()
+
+
+_KERAS_HUB_DONE: list[bool] = []
+
+
+def _keras_hub_rms_norm(layer: Any) -> LayerLayout:
+    # Gemma's RMS norm multiplies by (1 + scale), scale initialized to zeros
+    # (Hugging Face's Gemma port likewise): no initializer attribute.
+    return LayerLayout(_vector(layer, "scale", None, "scale", _constant(0.0)))
+
+
+def _register_keras_hub_kinds() -> None:
+    """keras-hub's own layer kinds, once keras_hub is imported (this never imports it).
+
+    Its ``ReversibleEmbedding`` subclasses Keras's, so the table already knows it.
+    """
+    import sys
+
+    if _KERAS_HUB_DONE or "keras_hub" not in sys.modules:
+        return
+    _KERAS_HUB_DONE.append(True)
+    kinds = [
+        ("models.gemma.rms_normalization", "RMSNormalization", _keras_hub_rms_norm),
+        ("models.gemma3.gemma3_layers", "RMSNormalization", _keras_hub_rms_norm),
+    ]
+    for module, name, function in kinds:
+        cls = _compat.keras_hub_class(module, name)
+        if cls is not None and cls not in _LAYOUTS:
+            _LAYOUTS[cls] = function
