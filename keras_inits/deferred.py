@@ -14,14 +14,17 @@ Keras alone returns a fresh draw on torch, so a load into it is silently
 lost), gather a sharded value whole on one device, or leave a model half
 loaded (everything is read and checked before anything is assigned).
 
-Keras internals used here, checked on Keras 3.15 only (each backend's
-``Variable._initialize`` / ``_initialize_with_initializer``, the ``_value``,
-``_initializer``, ``_layout``, ``_shape`` and ``_dtype`` attributes, the
-global list of uninitialized variables, the stateless and symbolic scope
-flags, ``saving_lib.load_weights_only`` and ``H5IOStore.get``): the
-functions that call them sit in the "Keras internals" section below; the
-guard sets the variable attributes. A move to ``keras_inits/_compat.py``
-belongs with that module.
+Keras internals used here, checked on Keras 3.15.1 (every backend) and
+3.14.0 (JAX): each backend's ``Variable._initialize`` /
+``_initialize_with_initializer``, the ``_value``, ``_initializer``,
+``_layout``, ``_shape`` and ``_dtype`` attributes, the global list of
+uninitialized variables, the stateless and symbolic scope flags,
+``saving_lib.load_weights_only`` and ``H5IOStore.get``. The functions that
+call them sit in the "Keras internals" section below; the guard sets the
+variable attributes. The one difference between those versions, whether
+Keras hands a JAX variable's layout to its initializer, is
+``_keras_passes_layout``. A move to ``keras_inits/_compat.py`` belongs with
+that module.
 """
 
 from __future__ import annotations
@@ -121,23 +124,47 @@ def _draw(variable: Any, initializer: Any) -> None:
 
         with tf.init_scope():
             variable._initialize_with_initializer(initializer)
-    elif backend == "jax" and _layout_of(variable) is not None and not _takes_layout(initializer):
-        # Keras draws such an initializer whole on one device below 250 MiB, then
-        # distributes it; compiled with its output sharding, each device draws its part.
-        import jax
-
-        layout = _layout_of(variable)
-        sharding = getattr(layout, "backend_layout", layout)
-        shape, dtype = variable._shape, variable._dtype
-        try:
-            value = jax.jit(lambda: initializer(shape, dtype=dtype), out_shardings=sharding)()
-        except jax.errors.JAXTypeError:  # not traceable (NumPy inside): Keras's own path
-            variable._initialize_with_initializer(initializer)
-        else:
-            variable._initialize(value)
+    elif backend == "jax" and _layout_of(variable) is not None:
+        _draw_sharded(variable, initializer)
     else:
         variable._initialize_with_initializer(initializer)
     _settle(variable)
+
+
+def _draw_sharded(variable: Any, initializer: Any) -> None:
+    """JAX, a variable with a layout: each device draws its own part, on every Keras version."""
+    import jax
+
+    layout = _layout_of(variable)
+    sharding = getattr(layout, "backend_layout", layout)
+    shape, dtype = variable._shape, variable._dtype
+    if _takes_layout(initializer):
+        if _keras_passes_layout():
+            variable._initialize_with_initializer(initializer)  # its own call, explicit axes
+        else:  # the layout Keras would pass: the initializer draws its value sharded
+            variable._initialize(initializer(shape, dtype=dtype, layout=sharding))
+        return
+    # Keras draws such an initializer whole on one device below 250 MiB, then
+    # distributes it; compiled with its output sharding, each device draws its part.
+    try:
+        value = jax.jit(lambda: initializer(shape, dtype=dtype), out_shardings=sharding)()
+    except jax.errors.JAXTypeError:  # not traceable (NumPy inside): Keras's own path
+        variable._initialize_with_initializer(initializer)
+    else:
+        variable._initialize(value)
+
+
+def _keras_passes_layout() -> bool:
+    """Whether Keras's JAX variables give an initializer that takes ``layout`` their sharding.
+
+    Keras 3.15 does (``JaxVariable._initialize_with_initializer``, under
+    ``jax.set_mesh`` with explicit axes). Keras 3.14 never passes it: it draws
+    the value whole on one device and then distributes it, unless the layout
+    is a ``NamedSharding`` (ours is a ``TensorLayout``) and the value times the
+    device count reaches 250 MiB. Checked on Keras 3.14.0 and 3.15.1.
+    """
+    major, minor = (int(part) for part in keras.version().split(".")[:2])
+    return (major, minor) >= (3, 15)
 
 
 def _takes_layout(initializer: Any) -> bool:
