@@ -9,8 +9,15 @@ save ``portable(model)``, which loads with plain Keras.
 from keras_inits._gain import calculate_gain, gain_for
 from keras_inits._portable import keras_equivalent, portable
 from keras_inits._registry import get, names
-from keras_inits.deferred import deferred, materialize
-from keras_inits.model import fans, lsuv, register_layout, reinitialize, torch_defaults
+from keras_inits.model import (
+    deferred,
+    fans,
+    lsuv,
+    materialize,
+    register_layout,
+    reinitialize,
+    torch_defaults,
+)
 from keras_inits.orthogonal import BlockOrthogonal, DeltaOrthogonal
 from keras_inits.small import SmallNormal, SmallUniform
 from keras_inits.sparse import Sparse

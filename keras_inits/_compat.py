@@ -169,3 +169,72 @@ def keras_hub_class(module: str, name: str) -> type | None:
         return getattr(importlib.import_module(f"keras_hub.src.{module}"), name, None)
     except ImportError:
         return None
+
+
+# Deferred variables (keras_inits.model._deferred)
+# Checked on Keras 3.15.1 (every backend) and 3.14.0 (JAX): the stateless and
+# symbolic scope flags, the global list of uninitialized variables, the loader.
+
+
+def in_stateless_scope() -> bool:
+    from keras.src.backend.common.stateless_scope import in_stateless_scope
+
+    return bool(in_stateless_scope())
+
+
+def in_symbolic_scope() -> bool:
+    from keras.src.backend.common.symbolic_scope import in_symbolic_scope
+
+    return bool(in_symbolic_scope())
+
+
+def uninitialized_variables() -> list[Any]:
+    """Keras's list of variables created in a stateless scope, waiting to be drawn."""
+    from keras.src.backend.common import global_state
+
+    collection = global_state.get_global_attribute("uninitialized_variables")
+    return collection if collection is not None else []
+
+
+def forget_uninitialized(variables: list[Any]) -> None:
+    """Takes ``variables`` off Keras's list, so no later scope draws them behind our back."""
+    from keras.src.backend.common import global_state
+
+    ours = {id(v) for v in variables}
+    kept = [v for v in uninitialized_variables() if id(v) not in ours]
+    global_state.set_global_attribute("uninitialized_variables", kept)
+
+
+def keras_passes_layout() -> bool:
+    """Whether Keras's JAX variables give an initializer that takes ``layout`` their sharding.
+
+    Keras 3.15 does (``JaxVariable._initialize_with_initializer``, under
+    ``jax.set_mesh`` with explicit axes). Keras 3.14 never passes it: it draws
+    the value whole on one device and then distributes it, unless the layout
+    is a ``NamedSharding`` (ours is a ``TensorLayout``) and the value times the
+    device count reaches 250 MiB. Checked on Keras 3.14.0 and 3.15.1.
+    """
+    major, minor = (int(part) for part in keras.version().split(".")[:2])
+    return (major, minor) >= (3, 15)
+
+
+def h5_io_store() -> type:
+    """Keras's reader of ``.weights.h5`` entries (``materialize`` records what it reads).
+
+    Private: ``keras.src.saving.saving_lib.H5IOStore`` (checked on 3.14.0 and 3.15.1).
+    """
+    from keras.src.saving.saving_lib import H5IOStore
+
+    return H5IOStore
+
+
+def load_weights_only(layer: Any, path: str) -> None:
+    """Keras's loader of a ``.weights.h5`` or ``.keras`` file into ``layer``.
+
+    Private: ``keras.src.saving.saving_lib.load_weights_only`` (checked on 3.14.0
+    and 3.15.1); its public callers (``load_weights``) cannot be told to record
+    rather than assign.
+    """
+    from keras.src.saving import saving_lib
+
+    saving_lib.load_weights_only(layer, path)

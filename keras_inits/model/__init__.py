@@ -10,6 +10,8 @@ reads it:
 - ``reinitialize(model)``: re-draws fan-scaled weights with their true fans.
 - ``lsuv(model, x)``: Mishkin & Matas's layer-sequential unit-variance init.
 - ``torch_defaults(model)``: PyTorch 2.x's ``reset_parameters``, weights and biases.
+- ``deferred()`` and ``materialize(model, weights)``: build without drawing, then
+  load each weight once (or draw it with its own initializer).
 
 Each changes the model in place and returns a report (records built by
 keyword); none builds a new model. Each validates, plans and draws
@@ -22,6 +24,7 @@ The modules are private (``_reinitialize``, ...) so that a module never
 shadows the function of the same name that this package exports.
 """
 
+from keras_inits.model._deferred import MaterializeReport, deferred, materialize
 from keras_inits.model._fans import fans
 from keras_inits.model._layouts import (
     Axis,
@@ -39,12 +42,15 @@ __all__ = [
     "Axis",
     "LSUVRecord",
     "LayerLayout",
+    "MaterializeReport",
     "TorchRule",
     "WeightChange",
     "WeightLayout",
+    "deferred",
     "fans",
     "layout",
     "lsuv",
+    "materialize",
     "register_layout",
     "reinitialize",
     "torch_defaults",

@@ -23,8 +23,8 @@ uninitialized variables, the stateless and symbolic scope flags,
 call them sit in the "Keras internals" section below; the guard sets the
 variable attributes. The one difference between those versions, whether
 Keras hands a JAX variable's layout to its initializer, is
-``_keras_passes_layout``. A move to ``keras_inits/_compat.py`` belongs with
-that module.
+``keras_inits._compat.keras_passes_layout``; the module-level helpers over
+those internals live in ``keras_inits._compat`` ("Deferred variables").
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_inits import _compat
 from keras_inits._base import derive_seed
 from keras_inits._validation import check_seed
 
@@ -66,35 +67,6 @@ class MaterializeReport:
 
 
 # ----- Keras internals -------------------------------------------------------------
-
-
-def _in_stateless_scope() -> bool:
-    from keras.src.backend.common.stateless_scope import in_stateless_scope
-
-    return bool(in_stateless_scope())
-
-
-def _in_symbolic_scope() -> bool:
-    from keras.src.backend.common.symbolic_scope import in_symbolic_scope
-
-    return bool(in_symbolic_scope())
-
-
-def _uninitialized() -> list[Any]:
-    """Keras's list of variables created in a stateless scope, waiting to be drawn."""
-    from keras.src.backend.common import global_state
-
-    collection = global_state.get_global_attribute("uninitialized_variables")
-    return collection if collection is not None else []
-
-
-def _forget_uninitialized(variables: list[Any]) -> None:
-    """Takes ``variables`` off Keras's list, so no later scope draws them behind our back."""
-    from keras.src.backend.common import global_state
-
-    ours = {id(v) for v in variables}
-    kept = [v for v in _uninitialized() if id(v) not in ours]
-    global_state.set_global_attribute("uninitialized_variables", kept)
 
 
 def _is_deferred(variable: Any) -> bool:
@@ -139,7 +111,7 @@ def _draw_sharded(variable: Any, initializer: Any) -> None:
     sharding = getattr(layout, "backend_layout", layout)
     shape, dtype = variable._shape, variable._dtype
     if _takes_layout(initializer):
-        if _keras_passes_layout():
+        if _compat.keras_passes_layout():
             variable._initialize_with_initializer(initializer)  # its own call, explicit axes
         else:  # the layout Keras would pass: the initializer draws its value sharded
             variable._initialize(initializer(shape, dtype=dtype, layout=sharding))
@@ -152,19 +124,6 @@ def _draw_sharded(variable: Any, initializer: Any) -> None:
         variable._initialize_with_initializer(initializer)
     else:
         variable._initialize(value)
-
-
-def _keras_passes_layout() -> bool:
-    """Whether Keras's JAX variables give an initializer that takes ``layout`` their sharding.
-
-    Keras 3.15 does (``JaxVariable._initialize_with_initializer``, under
-    ``jax.set_mesh`` with explicit axes). Keras 3.14 never passes it: it draws
-    the value whole on one device and then distributes it, unless the layout
-    is a ``NamedSharding`` (ours is a ``TensorLayout``) and the value times the
-    device count reaches 250 MiB. Checked on Keras 3.14.0 and 3.15.1.
-    """
-    major, minor = (int(part) for part in keras.version().split(".")[:2])
-    return (major, minor) >= (3, 15)
 
 
 def _takes_layout(initializer: Any) -> bool:
@@ -196,8 +155,7 @@ def _recording_h5_reads(requested: set[str], entries: set[str]) -> Iterator[None
     """Records which groups Keras's loader reads, and every dataset in the file."""
     from unittest import mock  # here: importing keras_inits stays quick
 
-    from keras.src.saving.saving_lib import H5IOStore
-
+    H5IOStore = _compat.h5_io_store()
     original = H5IOStore.get
 
     def get(self: Any, path: str) -> Any:
@@ -213,12 +171,6 @@ def _recording_h5_reads(requested: set[str], entries: set[str]) -> Iterator[None
 
     with mock.patch.object(H5IOStore, "get", get):
         yield
-
-
-def _load_file(layer: Any, path: str) -> None:
-    from keras.src.saving import saving_lib
-
-    saving_lib.load_weights_only(layer, path)
 
 
 # ----- the guard ------------------------------------------------------------------
@@ -238,7 +190,7 @@ class _Deferred:
         self.strategy = strategy  # TensorFlow: the tf.distribute strategy it was built under
 
     def __call__(self, shape: Any, dtype: Any = None, **kwargs: Any) -> Any:
-        if _in_symbolic_scope():
+        if _compat.in_symbolic_scope():
             return keras.ops.zeros(shape, dtype=dtype)
         raise ValueError(
             f"Variable {self.path!r} is deferred: it was built inside `keras_inits.deferred()` "
@@ -287,6 +239,9 @@ def deferred() -> Iterator[None]:
             ``keras.StatelessScope``.
 
     Example:
+        >>> import keras
+        >>> import numpy as np
+        >>> from keras_inits import deferred, materialize
         >>> with deferred():
         ...     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="out")],
         ...                              name="mlp")
@@ -295,13 +250,13 @@ def deferred() -> Iterator[None]:
         >>> materialize(model, seed=0).drawn
         ('mlp/out/kernel', 'mlp/out/bias')
     """
-    if _in_stateless_scope():
+    if _compat.in_stateless_scope():
         raise ValueError(
             "`keras_inits.deferred()` cannot open inside another `deferred()` scope or a "
             "`keras.StatelessScope`: variables created there are deferred already. "
             "Received: an open stateless scope"
         )
-    before = {id(v) for v in _uninitialized()}
+    before = {id(v) for v in _compat.uninitialized_variables()}
     scope = _DeferredScope()
     failed = True
     try:
@@ -311,10 +266,10 @@ def deferred() -> Iterator[None]:
     finally:
         created = [
             v
-            for v in _uninitialized()
+            for v in _compat.uninitialized_variables()
             if id(v) not in before and getattr(v, "_value", True) is None
         ]
-        _forget_uninitialized(created)
+        _compat.forget_uninitialized(created)
         _guard(created)  # even after an error: none of them may be drawn behind the user's back
         ours = {id(v) for v in created}
         for key, (variable, value) in scope.assigned.items():
@@ -349,7 +304,7 @@ def _first_assign(variable: Any) -> Any:
     """
 
     def assign(value: Any) -> Any:
-        if _in_stateless_scope() or not _is_deferred(variable):
+        if _compat.in_stateless_scope() or not _is_deferred(variable):
             return type(variable).assign(variable, value)
         array = _as_array(value)
         expected = tuple(int(d) for d in variable.shape)
@@ -448,7 +403,7 @@ def _plan_from_file(
             patched.append((variable, variable.__dict__.get("assign")))
             variable.assign = recorder(variable)
         with _recording_h5_reads(requested, entries):
-            _load_file(layer, path)
+            _compat.load_weights_only(layer, path)
     except ValueError as error:
         raise ValueError(
             f"`weights` must be a checkpoint of this architecture ({layer.name!r}); Keras's "
@@ -534,6 +489,9 @@ def materialize(
         FileNotFoundError: If the ``weights`` file does not exist.
 
     Example:
+        >>> import keras
+        >>> import numpy as np
+        >>> from keras_inits import deferred, materialize
         >>> with deferred():
         ...     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="out")],
         ...                              name="mlp")
@@ -555,7 +513,7 @@ def materialize(
         raise TypeError(
             f"`allow_unmatched` must be a bool. Received: allow_unmatched={allow_unmatched!r}"
         )
-    if _in_stateless_scope():
+    if _compat.in_stateless_scope():
         raise ValueError(
             "`keras_inits.materialize` must be called after the `deferred()` scope closes. "
             "Received: a call inside a stateless scope"
