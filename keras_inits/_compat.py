@@ -218,7 +218,7 @@ def keras_passes_layout() -> bool:
     return (major, minor) >= (3, 15)
 
 
-def h5_io_store() -> type:
+def h5_io_store() -> Any:
     """Keras's reader of ``.weights.h5`` entries (``materialize`` records what it reads).
 
     Private: ``keras.src.saving.saving_lib.H5IOStore`` (checked on 3.14.0 and 3.15.1).
