@@ -56,19 +56,13 @@ ARCHS = ("mlp", "cnn", "rnn")
 CELLS = ("lstm", "gru", "simple")
 # Each experiment of diagnostics._gallery.EXPERIMENTS: its name and title.
 EXPERIMENT_TITLES = {
-    "glorot2010": (
-        "Glorot & Bengio 2010: the top sigmoid layer saturates under the standard init"
-    ),
+    "glorot2010": "Glorot & Bengio 2010: the top sigmoid layer saturates under the standard init",
     "saxe2014": (
         "Saxe et al. 2014: deep linear nets learn in depth-independent time from orthogonal init"
     ),
     "xiao2018": "Xiao et al. 2018: a deep vanilla tanh CNN trains from delta-orthogonal init",
-    "he2015": (
-        "He et al. 2015: a 30-layer plain ReLU MLP trains with He init, stalls with Xavier"
-    ),
-    "mishkin2016": (
-        "Mishkin & Matas 2016: LSUV trains a deep thin ReLU MLP its base init cannot"
-    ),
+    "he2015": "He et al. 2015: a 30-layer plain ReLU MLP trains with He init, stalls with Xavier",
+    "mishkin2016": "Mishkin & Matas 2016: LSUV trains a deep thin ReLU MLP its base init cannot",
     "zhao2022": (
         "Zhao et al. 2022: deterministic ZerO init trains a residual MLP like a random init"
     ),
@@ -311,8 +305,7 @@ def _add_compare(commands: Any) -> None:
         "--json",
         metavar="PATH",
         help=(
-            "write the results as JSON, creating missing folders "
-            "('-': to stdout, text to stderr)"
+            "write the results as JSON, creating missing folders ('-': to stdout, text to stderr)"
         ),
     )
     compare.add_argument(

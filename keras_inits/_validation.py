@@ -176,7 +176,7 @@ def check_seed(value: Any) -> Any:
             "`seed` must be an int, a keras.random.SeedGenerator or None. "
             f"{_received('seed', value)}"
         )
-    if not 0 <= value < SEED_LIMIT:
+    if not 0 <= int(value) < SEED_LIMIT:
         raise ValueError(
             f"`seed` must be {_SEED_RANGE_TEXT}, a keras.random.SeedGenerator or None. "
             f"{_received('seed', value)}"

@@ -187,7 +187,7 @@ def assert_law(cls, output, dtype):
     assert np.all(np.isfinite(values)), "non-finite values"
     if issubclass(cls, DeterministicInitializer):  # the same kernel as in float32
         reference = to_numpy(cls()(serves(cls).kernel, dtype="float32"))
-        np.testing.assert_allclose(values, reference, rtol=2 ** -7 if "16" in dtype else 1e-7)
+        np.testing.assert_allclose(values, reference, rtol=2**-7 if "16" in dtype else 1e-7)
         return
     assert np.unique(values).size > 1000, "values are (nearly) constant"
     expected = expected_rms(cls())

@@ -27,9 +27,7 @@ import keras_inits
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(keras_inits.__file__))
 ROOT = os.path.dirname(PACKAGE_DIR)
-MODULES = sorted(
-    info.name for info in pkgutil.walk_packages(keras_inits.__path__, "keras_inits.")
-)
+MODULES = sorted(info.name for info in pkgutil.walk_packages(keras_inits.__path__, "keras_inits."))
 BACKENDS = ("jax", "tensorflow", "torch")
 
 
