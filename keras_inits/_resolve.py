@@ -139,7 +139,7 @@ def _interpretable(identifier: Any) -> bool:
         identifier is None
         or isinstance(identifier, (str, dict, np.ndarray, np.generic))
         or keras.ops.is_tensor(identifier)
-        or (callable(identifier) and not isinstance(identifier, bool))
+        or callable(identifier)
     )
 
 
