@@ -17,7 +17,8 @@ bool), a shape (rank 0 to 5, zero-sized, negative dimensions) and a dtype
 
 Hypothesis runs derandomized (the same examples on every run, so a failure
 reproduces), with no deadline (the first draw of a shape compiles) and no
-example database (nothing is written into the tree).
+example database (no run depends on an earlier one; hypothesis's own
+caches go to .hypothesis/, which git ignores).
 """
 
 from __future__ import annotations
