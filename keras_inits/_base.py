@@ -50,6 +50,7 @@ __all__ = [
     "RandomInitializer",
     "Seed",
     "StreamSeed",
+    "available_dtype",
     "derive_seed",
     "fresh_seed",
     "split_seed",
@@ -58,6 +59,27 @@ __all__ = [
 Seed: TypeAlias = "int | keras.random.SeedGenerator | None"
 
 _SEED_RANGE = 2**31 - 1  # sub-seeds in [1, 2**31 - 1]: valid on every backend
+
+
+def available_dtype(dtype: str) -> str:
+    """The dtype the backend gives when asked for ``dtype`` (a standard float name).
+
+    Every name but float64 is given as asked. JAX without ``jax_enable_x64``
+    gives float32 for float64 (with JAX's warning), as it does for Keras's own
+    initializers; drawing in the dtype the backend really gives keeps every
+    later step (the bit tricks of a uniform, the inverse CDF of a normal) in
+    the precision it was written for, rather than computing float32 values
+    with float64 constants (which gave constant kernels and infs). The backend
+    is asked through ``keras.ops``, so this module imports none.
+
+    Example:
+        >>> available_dtype("float32")
+        'float32'
+    """
+    if dtype != "float64":
+        return dtype
+    given: str = keras.backend.standardize_dtype(keras.ops.zeros((), dtype=dtype).dtype)
+    return given
 
 
 def derive_seed(seed: int, call_index: int) -> int:
@@ -121,7 +143,7 @@ class BaseInitializer(keras.initializers.Initializer):
                 initializer cannot fill, or ``dtype`` is not a floating-point dtype.
         """
         shape = check_shape(shape)
-        dtype = check_dtype(dtype)
+        dtype = available_dtype(check_dtype(dtype))
         self._check_shape(shape)
         seed = self._next_seed()
         if 0 in shape:

@@ -31,7 +31,7 @@ from typing import Any
 
 import keras
 
-from keras_inits._registry import PACKAGE
+from keras_inits._registry import PACKAGE, resolve
 from keras_inits.small import SmallNormal, SmallUniform
 from keras_inits.variance import VarianceScaling
 
@@ -47,8 +47,13 @@ _KERAS_HAS_FAN_AXES = (
 def keras_equivalent(initializer: Any) -> keras.initializers.Initializer | None:
     """The Keras built-in that draws from the same distribution, or None.
 
-    An int seed or a SeedGenerator is passed on (the law is the same; the
-    values drawn are Keras's own).
+    ``initializer`` is an instance, or anything ``keras_inits.get`` resolves
+    to one: a string name ("sigmoid_normal") or a config dict. An int seed or
+    a SeedGenerator is passed on (the law is the same; the values drawn are
+    Keras's own).
+
+    Raises:
+        ValueError: If a string or config dict names no known initializer.
 
     Example:
         >>> import keras_inits as ki
@@ -57,7 +62,11 @@ def keras_equivalent(initializer: Any) -> keras.initializers.Initializer | None:
         ('VarianceScaling', 4.0, 'untruncated_normal')
         >>> keras_equivalent(ki.BlockOrthogonal()) is None
         True
+        >>> keras_equivalent("sigmoid_normal").scale
+        4.0
     """
+    if isinstance(initializer, (str, dict)):
+        initializer = resolve(initializer, "initializer")
     seed = getattr(initializer, "seed", None)
     seed = int(seed) if isinstance(seed, int) else seed
     if isinstance(initializer, VarianceScaling):

@@ -126,12 +126,23 @@ def check_positive_int(name: str, value: Any, *, allow_none: bool = False) -> in
     return number
 
 
+# The one seed range of the package, for the API and the CLI alike: the ints
+# every consumer of a seed takes (NumPy's generators, keras.utils.set_random_seed,
+# Keras's own initializers on JAX, which hold a seed as a uint32).
+SEED_LIMIT = 2**32
+_SEED_RANGE_TEXT = "an int in [0, 2**32)"
+
+
 def check_seed_range(name: str, value: Any) -> int:
-    """Returns ``value`` if it is an int (not bool) in [0, 2**32), as NumPy seeds are."""
-    allowed = "an int in [0, 2**32)"
-    number = _check_integral(name, value, allowed)
-    if not 0 <= number < 2**32:
-        raise ValueError(f"`{name}` must be {allowed}. {_received(name, value)}")
+    """Returns ``value`` if it is an int (not bool) in [0, 2**32), the package's seed range.
+
+    Example:
+        >>> check_seed_range("seed", 2**32 - 1)
+        4294967295
+    """
+    number = _check_integral(name, value, _SEED_RANGE_TEXT)
+    if not 0 <= number < SEED_LIMIT:
+        raise ValueError(f"`{name}` must be {_SEED_RANGE_TEXT}. {_received(name, value)}")
     return number
 
 
@@ -154,14 +165,23 @@ def check_choice(name: str, value: Any, allowed: Sequence[_Choice]) -> _Choice:
 
 
 def check_seed(value: Any) -> Any:
-    """Accepts an int (not bool), a ``keras.random.SeedGenerator`` or None."""
+    """Accepts an int (not bool) in [0, 2**32), a ``keras.random.SeedGenerator`` or None.
+
+    The int range is ``check_seed_range``'s, the one the CLI's ``--seed`` takes.
+    """
     if value is None or isinstance(value, keras.random.SeedGenerator):
         return value
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return int(value)
-    raise TypeError(
-        f"`seed` must be an int, a keras.random.SeedGenerator or None. {_received('seed', value)}"
-    )
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise TypeError(
+            "`seed` must be an int, a keras.random.SeedGenerator or None. "
+            f"{_received('seed', value)}"
+        )
+    if not 0 <= int(value) < SEED_LIMIT:
+        raise ValueError(
+            f"`seed` must be {_SEED_RANGE_TEXT}, a keras.random.SeedGenerator or None. "
+            f"{_received('seed', value)}"
+        )
+    return int(value)
 
 
 def check_axes(input_axes: Any, output_axes: Any) -> tuple[list[int] | None, list[int] | None]:

@@ -9,7 +9,8 @@ first imported, and importing this package imports Keras, so when the
 backend asked for is not the one loaded, the command runs itself again in a
 fresh process with ``KERAS_BACKEND`` set before Keras is imported there.
 (The ``keras-inits`` script starts in ``keras_inits_cli``, which answers
-``list`` without importing Keras at all.)
+``--help``, ``--version``, ``list`` and ``reproduce --list`` without
+importing Keras at all; the parser lives in ``_cli_parser`` for that.)
 
 Everything a command line can get wrong is refused before any training:
 unknown names, bad numbers, ``--json``/``--plot`` destinations that cannot
@@ -34,24 +35,20 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 import keras
 
 from keras_inits._catalogue import format_catalogue
-from keras_inits._extras import MissingExtraError
-from keras_inits._gain import activation_name
-from keras_inits._registry import resolve
-from keras_inits._validation import (
-    check_non_negative,
-    check_positive,
-    check_positive_int,
-    check_seed_range,
+from keras_inits._cli_parser import (
+    BACKENDS,
+    PROG,
+    build_parser,
+    format_experiments,
 )
+from keras_inits._extras import MissingExtraError
 from keras_inits.diagnostics._compare import (
-    ARCHS,
-    CELLS,
     DEFAULT_INITIALIZERS,
     USER_MODEL,
     CompareConfig,
@@ -61,14 +58,12 @@ from keras_inits.diagnostics._compare import (
     format_results,
     load_data,
     run_compare,
-    split_model_level,
 )
 from keras_inits.diagnostics._stats import format_stats
 
-__all__ = ["main"]
+__all__ = ["BACKENDS", "main"]
 
-BACKENDS = ("jax", "tensorflow", "torch")
-PROG = "keras-inits"
+_parser = build_parser  # the parser lives in _cli_parser, which the launcher reads without Keras
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -91,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.command == "list":
         print(format_catalogue())
         return 0
@@ -285,147 +280,6 @@ def _rerun_with_backend(backend: str, argv: list[str]) -> int:
     return subprocess.call([sys.executable, "-m", "keras_inits", *argv], env=env)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG, description="Weight initializers for Keras 3, and why they matter."
-    )
-    parser.add_argument("--version", action="version", version=_version())
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("list", help="every initializer name, with its formula and reference")
-    compare = commands.add_parser(
-        "compare",
-        help="train one network per initializer on the digits data and compare",
-        description=(
-            "Builds the same network (an MLP, a CNN, an RNN or your own --model) once "
-            "per initializer, reports its layer stats at initialization, trains it "
-            "with SGD with momentum on scikit-learn's bundled digits (or your --data) "
-            "and reports the loss curve and accuracies."
-        ),
-    )
-    compare.add_argument(
-        "--init",
-        action="append",
-        metavar="NAME",
-        type=_initializer_name,
-        help=(
-            "an initializer name; 'lsuv' (Keras's default, then keras_inits.lsuv); "
-            "'reinitialize' or NAME+reinitialize (Keras's default or NAME, then "
-            "keras_inits.reinitialize: true fans); repeatable "
-            f"(default: {' '.join(DEFAULT_INITIALIZERS)})"
-        ),
-    )
-    compare.add_argument(
-        "--arch",
-        choices=ARCHS,
-        help="the network: mlp (Dense), cnn (3x3 Conv2D), rnn (recurrent) (default: mlp)",
-    )
-    compare.add_argument(
-        "--cell", choices=CELLS, help="the rnn's recurrent layer: LSTM, GRU, SimpleRNN (lstm)"
-    )
-    compare.add_argument(
-        "--recurrent-init",
-        metavar="NAME",
-        type=_recurrent_name,
-        help="the rnn's recurrent kernels' initializer (orthogonal)",
-    )
-    compare.add_argument(
-        "--model",
-        metavar="MODULE:FUNCTION",
-        help=(
-            "your model: FUNCTION(initializer) returns a keras.Model; MODULE is a module "
-            "name (the current directory first) or a path to a .py file"
-        ),
-    )
-    compare.add_argument(
-        "--data",
-        metavar="MODULE:FUNCTION",
-        help="your data: FUNCTION() returns (x, y) or ((x_train, y_train), (x_val, y_val))",
-    )
-    compare.add_argument(
-        "--activation",
-        type=_activation,
-        help="hidden activation (sigmoid; tanh for rnn)",
-    )
-    options: list[tuple[str, str, Callable[[str], Any], Callable[..., Any], Any, str]] = [
-        ("--depth", "depth", int, check_positive_int, None, "hidden layers (5)"),
-        ("--width", "width", int, check_positive_int, None, "units or channels per layer (128)"),
-        ("--lr", "lr", float, check_positive, 0.1, "SGD learning rate"),
-        ("--momentum", "momentum", float, check_non_negative, 0.9, "SGD momentum"),
-        ("--epochs", "epochs", int, check_positive_int, 20, "epochs"),
-        ("--batch-size", "batch_size", int, check_positive_int, 64, "batch size"),
-        ("--seed", "seed", int, check_seed_range, 0, "data split, output layer, init seed"),
-    ]
-    for flag, name, convert, check, default, meaning in options:
-        compare.add_argument(
-            flag,
-            type=_argument(name, convert, check),
-            default=default,
-            help=meaning if default is None else f"{meaning} ({default})",
-        )
-    compare.add_argument("--backend", choices=BACKENDS, help="Keras backend (default: current)")
-    compare.add_argument(
-        "--json", metavar="PATH", help="write the results as JSON ('-': to stdout, text to stderr)"
-    )
-    compare.add_argument(
-        "--plot", metavar="PATH", help="write a plot of the results (.png, .pdf, .svg, ...)"
-    )
-    compare.set_defaults(parser=compare)
-    _add_reproduce(commands)
-    return parser
-
-
-def _version() -> str:
-    from keras_inits import __version__
-
-    return f"{PROG} {__version__} (keras {keras.__version__})"
-
-
-def _initializer_name(value: str) -> str:
-    # lsuv and reinitialize run on the built model: the base must be a name
-    base, _ = split_model_level(value)
-    try:
-        resolve(base, "init")
-    except (ValueError, TypeError) as error:  # received: the whole value, not its base
-        message = str(error).replace(f"Received: init={base!r}", f"Received: init={value!r}")
-        raise argparse.ArgumentTypeError(message) from None
-    return value
-
-
-def _recurrent_name(value: str) -> str:
-    try:
-        resolve(value, "recurrent_init")
-    except (ValueError, TypeError) as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return value
-
-
-def _activation(value: str) -> str:
-    try:
-        activation_name(value)
-    except (ValueError, TypeError) as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return value
-
-
-def _argument(name: str, convert: Callable[[str], Any], check: Callable[..., Any]) -> Any:
-    """An argparse type: ``convert`` the text, then the package's own ``check``."""
-
-    def parse(text: str) -> Any:
-        try:
-            value = convert(text)
-        except ValueError:
-            kind = "an int" if convert is int else "a number"
-            raise argparse.ArgumentTypeError(
-                f"`{name}` must be {kind}. Received: {text!r}"
-            ) from None
-        try:
-            return check(name, value)
-        except (ValueError, TypeError) as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
-
-    return parse
-
-
 class _Progress:
     """A one-line progress bar over every epoch of every run, on ``stream``.
 
@@ -460,47 +314,8 @@ class _Progress:
             self._stream.flush()
 
 
-def _add_reproduce(commands: Any) -> None:
-    reproduce = commands.add_parser(
-        "reproduce",
-        help="run one paper's experiment on the digits data: a figure and a JSON",
-        description=(
-            "Runs one documented experiment that checks a paper's claim on scikit-learn's "
-            "bundled digits, and writes OUT/NAME.png (the figure) and OUT/NAME.json (the "
-            "numbers). --list shows the experiments; docs/gallery/ reports the full runs."
-        ),
-    )
-    reproduce.add_argument(
-        "name", nargs="?", metavar="NAME", type=_experiment_name, help="the experiment to run"
-    )
-    reproduce.add_argument("--list", action="store_true", help="list the experiments and exit")
-    reproduce.add_argument(
-        "--quick", action="store_true", help="the small size (seconds), not the full one (minutes)"
-    )
-    reproduce.add_argument(
-        "--out", metavar="DIR", default="out/reproduce", help="folder to write into (out/reproduce)"
-    )
-    reproduce.add_argument(
-        "--seed",
-        type=_argument("seed", int, check_seed_range),
-        default=0,
-        help="data split, weights and batch order (0)",
-    )
-    reproduce.add_argument("--backend", choices=BACKENDS, help="Keras backend (default: current)")
-    reproduce.set_defaults(parser=reproduce)
-
-
-def _experiment_name(value: str) -> str:
-    from keras_inits.diagnostics._gallery import check_experiment
-
-    try:
-        return check_experiment(value)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
 def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
-    from keras_inits.diagnostics._gallery import check_extras, format_experiments
+    from keras_inits.diagnostics._gallery import check_extras
 
     parser = args.parser
     if args.list:

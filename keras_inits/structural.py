@@ -26,6 +26,7 @@ import numpy as np
 from keras_inits._base import DeterministicInitializer, RandomInitializer, Seed
 from keras_inits._fans import centre_tap
 from keras_inits._kernels import fused, sylvester_block
+from keras_inits._resolve import resolve
 from keras_inits._sampling import check_fits
 from keras_inits._validation import (
     check_choice,
@@ -351,9 +352,6 @@ class ICNR(RandomInitializer):
     def __init__(
         self, scale: int = 2, initializer: Any = "kaiming_normal", seed: Seed = None
     ) -> None:
-        # Imported here: _registry imports this module to register its classes.
-        from keras_inits._registry import resolve
-
         self.scale = check_positive_int("scale", scale)
         nested = resolve(initializer, "initializer")
         if not isinstance(nested, keras.initializers.Initializer):

@@ -292,6 +292,115 @@ def test_list_imports_no_keras_and_needs_no_docstrings():
     assert completed.stdout == format_catalogue() + "\n"  # the same as the full command's
 
 
+# Every command line whose answer is known without Keras: the launcher gives it
+# without importing Keras, a backend or the package (which imports Keras).
+LIGHT_COMMANDS = [
+    ["--help"],
+    ["-h"],
+    ["--version"],
+    ["list"],
+    ["list", "--help"],
+    ["compare", "--help"],
+    ["reproduce", "--help"],
+    ["reproduce", "--list"],
+]
+
+
+@pytest.mark.slow
+def test_help_version_and_lists_import_no_keras():
+    # One fresh interpreter runs them all; after each, nothing of Keras, a backend
+    # or the package is loaded. Each one's output is the full command's (below).
+    code = (
+        "import contextlib, io, json, sys, keras_inits_cli\n"
+        "outputs = []\n"
+        f"for argv in {LIGHT_COMMANDS!r}:\n"
+        "    out = io.StringIO()\n"
+        "    with contextlib.redirect_stdout(out):\n"
+        "        try:\n"
+        "            status = keras_inits_cli.main(argv)\n"
+        "        except SystemExit as exit:\n"
+        "            status = exit.code\n"
+        "    loaded = sorted(m for m in sys.modules if m.split('.')[0] in\n"
+        "        ('keras', 'keras_inits', 'jax', 'tensorflow', 'torch', 'numpy'))\n"
+        "    outputs.append([argv, status, loaded, out.getvalue()])\n"
+        "json.dump(outputs, sys.stdout)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert completed.returncode == 0, completed.stderr
+    outputs = json.loads(completed.stdout)
+    assert [argv for argv, *_ in outputs] == LIGHT_COMMANDS
+    for argv, status, loaded, text in outputs:
+        assert (status, loaded) == (0, []), (argv, status, loaded)
+        assert text == full_command_output(argv), argv
+
+
+def full_command_output(argv):
+    """What ``keras_inits.cli.main`` (the package, Keras loaded) prints for ``argv``."""
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            assert cli.main(argv) == 0
+        except SystemExit as exit:
+            assert exit.code == 0
+    return out.getvalue()
+
+
+def test_version_reads_the_keras_version_without_importing_keras():
+    from keras_inits import _cli_parser
+
+    assert _cli_parser.version() == (
+        f"keras-inits {keras_inits.__version__} (keras {keras.__version__})"
+    )
+
+
+def test_parser_copies_of_diagnostics_facts_are_equal():
+    # _cli_parser holds copies (it must not import diagnostics, which imports Keras).
+    from keras_inits import _cli_parser
+    from keras_inits.diagnostics import _compare, _gallery
+
+    assert _cli_parser.DEFAULT_INITIALIZERS == _compare.DEFAULT_INITIALIZERS
+    assert _cli_parser.ARCHS == _compare.ARCHS
+    assert _cli_parser.CELLS == _compare.CELLS
+    titles = {name: experiment.title for name, experiment in _gallery.EXPERIMENTS.items()}
+    assert _cli_parser.EXPERIMENT_TITLES == titles
+    assert _cli_parser.format_experiments() == _gallery.format_experiments()
+
+
+@pytest.mark.parametrize("seed", [-5, -1, 0, 1, 2**31, 2**32 - 1, 2**32, 2**40])
+def test_the_api_and_the_cli_take_one_seed_range(capsys, seed):
+    in_range = 0 <= seed < 2**32
+    try:
+        keras_inits.SigmoidNormal(seed=seed)
+    except ValueError as error:
+        assert not in_range, error
+        assert str(error) == (
+            "`seed` must be an int in [0, 2**32), a keras.random.SeedGenerator or None. "
+            f"Received: seed={seed}"
+        )
+    else:
+        assert in_range
+    if in_range:
+        args = cli.build_parser().parse_args(["compare", "--seed", str(seed)])
+        assert args.seed == seed
+    else:
+        assert usage_error(capsys, ["compare", "--seed", str(seed)]).splitlines()[-1] == (
+            "keras-inits compare: error: argument --seed: `seed` must be an int in "
+            f"[0, 2**32). Received: seed={seed}"
+        )
+
+
+def test_help_says_json_and_plot_create_missing_folders(capsys):
+    text = full_command_output(["compare", "--help"])
+    assert "JSON, creating missing folders" in " ".join(text.split())
+    assert "(.png, .pdf, .svg, ...), creating missing folders" in " ".join(text.split())
+
+
 def test_list_shows_ours_and_keras_names_with_formulas(capsys):
     assert cli.main(["list"]) == 0
     lines = capsys.readouterr().out.splitlines()

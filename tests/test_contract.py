@@ -11,11 +11,16 @@ every call, no seed" instead of the random seed semantics.
 
 import dataclasses
 import json
+import math
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
 import pytest
-from helpers import backend_has_float64, to_numpy
+from helpers import backend_has_float64, std_tolerance, to_numpy
+from scipy import stats
 
 from keras_inits._base import DeterministicInitializer
 from keras_inits._registry import CLASSES, registered_name, snake_case
@@ -135,16 +140,126 @@ def test_is_a_keras_initializer(cls):
 @classes
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
 def test_dtype_and_finite_values(cls, dtype):
-    if dtype == "float64" and not backend_has_float64():
-        pytest.skip("this backend has no float64 without its x64 switch")
+    # float64 where the backend has it; JAX without x64 gives float32, as for Keras's own.
+    given = dtype if dtype != "float64" or backend_has_float64() else "float32"
     output = make(cls, seed=1)(serves(cls).kernel, dtype=dtype)
-    assert keras.backend.standardize_dtype(output.dtype) == dtype
+    assert keras.backend.standardize_dtype(output.dtype) == given
     values = to_numpy(output)
     assert np.all(np.isfinite(values))
     if issubclass(cls, DeterministicInitializer):
         assert np.unique(values).size > 1, "values are constant"
     else:
         assert np.unique(values).size > 100, "values are (nearly) constant"
+
+
+# ----- float64 and half precision: the class's law in every dtype ---------------
+LAW_SHAPE = (256, 512)  # fan_in 256, fan_out 512: 131072 values
+
+
+def expected_rms(initializer, shape=LAW_SHAPE):
+    """sqrt(E[W^2]) of the default instance on a (fan_in, fan_out) kernel, by its formula."""
+    fan_in, fan_out = shape
+    name = type(initializer).__name__
+    if isinstance(initializer, keras.initializers.VarianceScaling):  # the fan-scaled family
+        fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}
+        return math.sqrt(initializer.scale / fan[initializer.mode])
+    if name == "SmallNormal":
+        return initializer.stddev
+    if name == "SmallUniform":
+        return initializer.limit / math.sqrt(3)
+    if name == "ICNR":  # kaiming_normal on the (in, out / 4) sub-kernel, tiled: same fan_in
+        return math.sqrt(2 / fan_in)
+    if name == "BlockOrthogonal":  # each (in, out / b) block has min(in, out / b) unit vectors
+        blocks = initializer.blocks_for(shape)
+        return math.sqrt(blocks * min(fan_in, fan_out // blocks) / (fan_in * fan_out))
+    if name == "DeltaOrthogonal":  # fan_in orthonormal rows of length fan_out
+        return math.sqrt(fan_in / (fan_in * fan_out))
+    if name == "Sparse":  # round(sparsity * fan_in) zeros per column, N(0, stddev^2) elsewhere
+        nonzero = fan_in - initializer.zeros_per_column(shape)
+        return initializer.stddev * math.sqrt(nonzero / fan_in)
+    raise AssertionError(f"no formula for {name}: add one")
+
+
+def assert_law(cls, output, dtype):
+    """``output`` is in ``dtype``, finite and not constant, with the class's law."""
+    assert keras.backend.standardize_dtype(output.dtype) == dtype
+    values = to_numpy(output)
+    assert np.all(np.isfinite(values)), "non-finite values"
+    if issubclass(cls, DeterministicInitializer):  # the same kernel as in float32
+        reference = to_numpy(cls()(serves(cls).kernel, dtype="float32"))
+        np.testing.assert_allclose(values, reference, rtol=2**-7 if "16" in dtype else 1e-7)
+        return
+    assert np.unique(values).size > 1000, "values are (nearly) constant"
+    expected = expected_rms(cls())
+    rms = math.sqrt(np.mean(values**2))
+    kurtosis = max(float(stats.kurtosis(values.ravel())), 0.0)
+    tolerance = std_tolerance(expected, values.size, kurtosis)
+    assert abs(rms - expected) <= tolerance, (rms, expected, tolerance)
+
+
+def law_kernel(cls):
+    return serves(cls).kernel if issubclass(cls, DeterministicInitializer) else LAW_SHAPE
+
+
+@pytest.fixture
+def floatx():
+    """Sets ``keras.config.floatx`` for one test, and restores it."""
+    before = keras.config.floatx()
+    yield keras.config.set_floatx
+    keras.config.set_floatx(before)
+
+
+@classes
+def test_float64_by_dtype_draws_the_class_law(cls):
+    # The issue's repro: on JAX without x64 this gave -inf or one value repeated.
+    # JAX without x64 gives float32 with JAX's warning, as it does for Keras's own.
+    if backend_has_float64():
+        output = make(cls, seed=3)(law_kernel(cls), dtype="float64")
+        assert_law(cls, output, "float64")
+        return
+    with pytest.warns(UserWarning, match="float64"):
+        output = make(cls, seed=3)(law_kernel(cls), dtype="float64")
+    assert_law(cls, output, "float32")
+    single = make(cls, seed=3)(law_kernel(cls), dtype="float32")  # the very same draw
+    np.testing.assert_array_equal(to_numpy(output), to_numpy(single))
+
+
+@classes
+@pytest.mark.parametrize("dtype", ["float64", "float16", "bfloat16"])
+def test_floatx_draws_the_class_law(cls, dtype, floatx):
+    floatx(dtype)
+    given = dtype if dtype != "float64" or backend_has_float64() else "float32"
+    assert_law(cls, make(cls, seed=4)(law_kernel(cls)), given)
+
+
+@pytest.mark.slow
+def test_float64_with_jax_x64_draws_the_class_law():
+    # JAX's x64 switch is read once, at start-up: a fresh process with it on.
+    if keras.backend.backend() != "jax":
+        pytest.skip("JAX's x64 switch changes only the JAX backend")
+    env = {**os.environ, "JAX_ENABLE_X64": "1", "KERAS_BACKEND": "jax"}
+    tests = os.path.dirname(os.path.abspath(__file__))
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:randomly",
+            os.path.join(tests, "test_contract.py"),
+            "-x",
+            "-k",
+            "float64_by_dtype",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=os.path.dirname(tests),
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stdout[-4000:]
+    assert " passed" in completed.stdout and "skipped" not in completed.stdout
 
 
 @pytest.mark.parametrize("cls", random_classes, ids=lambda cls: cls.__name__)

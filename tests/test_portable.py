@@ -14,7 +14,7 @@ from helpers import std_tolerance, to_numpy
 from scipy import stats
 
 import keras_inits as ki
-from keras_inits._registry import CLASSES
+from keras_inits._registry import CLASSES, string_name
 
 # One instance per class with a Keras equivalent, with arguments off the defaults.
 EQUIVALENT = {
@@ -67,6 +67,39 @@ def test_the_keras_equivalent_draws_the_same_distribution(cls):
 @pytest.mark.parametrize("cls", NO_EQUIVALENT, ids=lambda cls: cls.__name__)
 def test_a_class_without_an_equivalent_has_none(cls):
     assert ki.keras_equivalent(cls()) is None
+
+
+@pytest.mark.parametrize("cls", EQUIVALENT, ids=lambda cls: cls.__name__)
+def test_a_name_or_config_dict_has_the_same_equivalent_as_the_instance(cls):
+    instance = EQUIVALENT[cls]()
+    expected = keras.initializers.serialize(ki.keras_equivalent(instance))
+    by_config = ki.keras_equivalent(keras.initializers.serialize(instance))
+    assert keras.initializers.serialize(by_config) == expected
+    by_name = ki.keras_equivalent(string_name(cls))
+    assert keras.initializers.serialize(by_name) == keras.initializers.serialize(
+        ki.keras_equivalent(cls())
+    )
+
+
+def test_keras_equivalent_by_name():
+    equivalent = ki.keras_equivalent("sigmoid_normal")
+    assert isinstance(equivalent, keras.initializers.VarianceScaling)
+    assert (equivalent.scale, equivalent.mode, equivalent.distribution) == (
+        4.0,
+        "fan_in",
+        "untruncated_normal",
+    )
+    assert ki.keras_equivalent("block_orthogonal") is None
+    assert ki.keras_equivalent("glorot_normal") is None  # Keras's own: nothing to replace
+
+
+def test_keras_equivalent_of_an_unknown_name_is_an_error_in_our_words():
+    with pytest.raises(ValueError) as info:
+        ki.keras_equivalent("sigmoid_normall")
+    assert str(info.value) == (
+        "Unknown initializer. Did you mean 'sigmoid_normal'? keras_inits.names() lists ours, "
+        "keras.initializers Keras's. Received: initializer='sigmoid_normall'"
+    )
 
 
 def build_model():

@@ -1,8 +1,9 @@
 """String names: ours resolve in every form, Keras's keep meaning Keras's."""
 
 import keras
+import numpy as np
 import pytest
-from helpers import assert_error
+from helpers import assert_error, to_numpy
 
 import keras_inits as ki
 from keras_inits._registry import CLASSES, registered_name, snake_case
@@ -164,3 +165,63 @@ def test_an_unknown_class_in_a_dict_is_still_unknown():
         "Unknown initializer. Did you mean 'xavier_normal'?",
         prefix=True,
     )
+
+
+ALLOWED_IDENTIFIERS = (
+    "a string name, a config dict, an initializer class or instance, a callable "
+    "(shape, dtype=None), a tensor or None"
+)
+
+
+@pytest.mark.parametrize(
+    "identifier", [3, [1], 3.5, True, False, (1, 2), {1, 2}, b"sigmoid_normal", 1j, object]
+)
+def test_a_type_no_initializer_is_named_by_is_refused_in_our_words(identifier):
+    if identifier is object:  # a class is called, as Keras does: object() is no initializer
+        identifier = object()
+    assert_error(
+        lambda: ki.get(identifier),
+        TypeError,
+        f"`identifier` must be {ALLOWED_IDENTIFIERS}, not {type(identifier).__name__}. "
+        f"Received: identifier={identifier!r}",
+    )
+
+
+@pytest.mark.parametrize("initializer", [3, [1], 3.5, True])
+def test_a_nested_initializer_of_the_wrong_type_is_refused_in_our_words(initializer):
+    assert_error(
+        lambda: ki.ICNR(initializer=initializer),
+        TypeError,
+        f"`initializer` must be {ALLOWED_IDENTIFIERS}, not {type(initializer).__name__}. "
+        f"Received: initializer={initializer!r}",
+    )
+
+
+def test_a_nested_initializer_name_or_config_is_refused_in_our_words():
+    assert_error(
+        lambda: ki.ICNR(initializer="kaiming_normall"),
+        ValueError,
+        "Unknown initializer. Did you mean 'kaiming_normal'? keras_inits.names() lists ours, "
+        "keras.initializers Keras's. Received: initializer='kaiming_normall'",
+    )
+    assert_error(
+        lambda: ki.ICNR(initializer={"class_name": "XavierNormal", "config": {"gain": 0}}),
+        ValueError,
+        "`gain` must be a finite number > 0. Received: gain=0",
+    )
+
+
+def test_get_and_keras_agree_on_what_resolves():
+    # Everything Keras takes, get takes and returns the same kind of thing.
+    tensor = keras.ops.ones((2, 2))
+    assert to_numpy(ki.get(tensor)((2, 2), "float32")).tolist() == [[1, 1], [1, 1]]
+    assert ki.get(np.float32(0.5)) is not None
+    function = lambda shape, dtype=None: keras.ops.zeros(shape, dtype)  # noqa: E731
+    assert ki.get(function) is function
+
+
+def test_resolve_names_come_from_keras_table_of_registered_objects():
+    # _resolve reads our names from Keras's registry, not from the class list.
+    from keras_inits._resolve import our_names
+
+    assert our_names() == ki.names()

@@ -3,6 +3,7 @@
 import math
 
 import keras
+import numpy as np
 import pytest
 
 from keras_inits import _validation as v
@@ -46,6 +47,28 @@ def test_seed():
     assert str(info.value) == (
         "`seed` must be an int, a keras.random.SeedGenerator or None. Received: seed='3'"
     )
+
+
+@pytest.mark.parametrize("seed", [-1, -(2**40), 2**32, 2**64])
+def test_seed_outside_the_one_range_is_refused(seed):
+    with pytest.raises(ValueError) as info:
+        v.check_seed(seed)
+    assert str(info.value) == (
+        "`seed` must be an int in [0, 2**32), a keras.random.SeedGenerator or None. "
+        f"Received: seed={seed}"
+    )
+    with pytest.raises(ValueError) as info:
+        v.check_seed_range("seed", seed)
+    assert str(info.value) == f"`seed` must be an int in [0, 2**32). Received: seed={seed}"
+
+
+def test_seed_range_ends_are_taken_by_both_checks():
+    for seed in (0, v.SEED_LIMIT - 1, np.int64(7)):
+        assert v.check_seed(seed) == v.check_seed_range("seed", seed) == int(seed)
+    with pytest.raises(TypeError, match=r"not bool\. Received: seed=True"):
+        v.check_seed_range("seed", True)
+    with pytest.raises(TypeError, match=r"Received: seed=True$"):
+        v.check_seed(True)
 
 
 def test_axes():
