@@ -96,7 +96,7 @@ class Axis:
             )
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class TorchRule:
     """PyTorch 2.x's ``reset_parameters`` for one weight.
 
@@ -131,7 +131,7 @@ class TorchRule:
         return f"constant {self.value:g}"
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class WeightLayout:
     """One weight of a layer kind: where it lives, what each axis means, its true fans.
 
@@ -187,7 +187,7 @@ class WeightLayout:
         return tuple(i for i, axis in enumerate(self.axes) if axis.role in WIDTH_ROLES)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class LayerLayout:
     """A built layer's layout: its own weights and the layers it holds.
 
@@ -327,7 +327,11 @@ def _vector(
     if variable is None:
         return ()
     axes = tuple(Axis("features", size, "neither") for size in _shape(variable))
-    return (WeightLayout(attribute, initializer, kind, axes, torch=torch),)
+    return (
+        WeightLayout(
+            attribute=attribute, initializer=initializer, kind=kind, axes=axes, torch=torch
+        ),
+    )
 
 
 def _field(kernel_size: Sequence[int]) -> tuple[Axis, ...]:
@@ -336,11 +340,11 @@ def _field(kernel_size: Sequence[int]) -> tuple[Axis, ...]:
 
 def _uniform(fan_in: float) -> TorchRule:
     """kaiming_uniform_(a=sqrt(5)) for a weight and its bias alike: U(+-1/sqrt(fan_in))."""
-    return TorchRule("uniform", fan_in)
+    return TorchRule(kind="uniform", fan_in=fan_in)
 
 
 def _constant(value: float) -> TorchRule:
-    return TorchRule("constant", value=value)
+    return TorchRule(kind="constant", value=value)
 
 
 # Keras's layer kinds. Layouts, with K = prod(kernel_size), S = prod(strides),
@@ -364,16 +368,16 @@ def _constant(value: float) -> TorchRule:
 def _dense(layer: Any) -> LayerLayout:
     fan_in, fan_out = _shape(layer.kernel)
     kernel = WeightLayout(
-        "kernel",
-        "kernel_initializer",
-        "kernel",
-        (Axis("input", fan_in, "in"), Axis("output", fan_out, "out")),
-        fan_in,
-        fan_out,
+        attribute="kernel",
+        initializer="kernel_initializer",
+        kind="kernel",
+        axes=(Axis("input", fan_in, "in"), Axis("output", fan_out, "out")),
+        fan_in=fan_in,
+        fan_out=fan_out,
         torch=_uniform(fan_in),
     )
     bias = _vector(layer, "bias", "bias_initializer", "bias", _uniform(fan_in))
-    return LayerLayout((kernel, *bias), pre_activation="kernel")
+    return LayerLayout(weights=(kernel, *bias), pre_activation="kernel")
 
 
 def einsum_axes(equation: str, shape: Sequence[int]) -> tuple[Axis, ...]:
@@ -402,9 +406,16 @@ def _fans_of(axes: Sequence[Axis]) -> tuple[int, int]:
 def _einsum_dense(layer: Any) -> LayerLayout:
     axes = einsum_axes(layer.equation, _shape(layer.kernel))
     fan_in, fan_out = _fans_of(axes)
-    kernel = WeightLayout("kernel", "kernel_initializer", "kernel", axes, fan_in, fan_out)
+    kernel = WeightLayout(
+        attribute="kernel",
+        initializer="kernel_initializer",
+        kind="kernel",
+        axes=axes,
+        fan_in=fan_in,
+        fan_out=fan_out,
+    )
     bias = _vector(layer, "bias", "bias_initializer", "bias")
-    return LayerLayout((kernel, *bias), pre_activation="kernel")
+    return LayerLayout(weights=(kernel, *bias), pre_activation="kernel")
 
 
 def _conv(layer: Any) -> LayerLayout:
@@ -413,16 +424,16 @@ def _conv(layer: Any) -> LayerLayout:
     torch = _uniform(group_channels * k)  # Conv weight (out, in / g, *k): fan_in = in / g * K
     axes = (*_field(field), Axis("input", group_channels, "in"), Axis("output", filters, "out"))
     kernel = WeightLayout(
-        "kernel",
-        "kernel_initializer",
-        "kernel",
-        axes,
-        k * group_channels,
-        _count(k * filters / (groups * s)),
+        attribute="kernel",
+        initializer="kernel_initializer",
+        kind="kernel",
+        axes=axes,
+        fan_in=k * group_channels,
+        fan_out=_count(k * filters / (groups * s)),
         torch=torch,
     )
     bias = _vector(layer, "bias", "bias_initializer", "bias", torch)
-    return LayerLayout((kernel, *bias), pre_activation="kernel")
+    return LayerLayout(weights=(kernel, *bias), pre_activation="kernel")
 
 
 def _conv_transpose(layer: Any) -> LayerLayout:
@@ -432,16 +443,16 @@ def _conv_transpose(layer: Any) -> LayerLayout:
     torch = _uniform(filters * k)
     axes = (*_field(field), Axis("output", filters, "out"), Axis("input", channels, "in"))
     kernel = WeightLayout(
-        "kernel",
-        "kernel_initializer",
-        "kernel",
-        axes,
-        _count(k * channels / s),
-        k * filters,
+        attribute="kernel",
+        initializer="kernel_initializer",
+        kind="kernel",
+        axes=axes,
+        fan_in=_count(k * channels / s),
+        fan_out=k * filters,
         torch=torch,
     )
     bias = _vector(layer, "bias", "bias_initializer", "bias", torch)
-    return LayerLayout((kernel, *bias), pre_activation="kernel")
+    return LayerLayout(weights=(kernel, *bias), pre_activation="kernel")
 
 
 def _depthwise_weight(layer: Any, attribute: str, torch: TorchRule) -> WeightLayout:
@@ -453,12 +464,12 @@ def _depthwise_weight(layer: Any, attribute: str, torch: TorchRule) -> WeightLay
         Axis("output", multiplier, "out"),
     )
     return WeightLayout(
-        attribute,
-        "depthwise_initializer",
-        "kernel",
-        axes,
-        k,
-        _count(k * multiplier / s),
+        attribute=attribute,
+        initializer="depthwise_initializer",
+        kind="kernel",
+        axes=axes,
+        fan_in=k,
+        fan_out=_count(k * multiplier / s),
         torch=torch,
     )
 
@@ -468,7 +479,7 @@ def _depthwise(layer: Any) -> LayerLayout:
     torch = _uniform(math.prod(layer.kernel_size))
     kernel = _depthwise_weight(layer, "kernel", torch)
     bias = _vector(layer, "bias", "bias_initializer", "bias", torch)
-    return LayerLayout((kernel, *bias), pre_activation="kernel")
+    return LayerLayout(weights=(kernel, *bias), pre_activation="kernel")
 
 
 def _separable(layer: Any) -> LayerLayout:
@@ -478,10 +489,16 @@ def _separable(layer: Any) -> LayerLayout:
     torch = _uniform(inner)
     axes = (*_field(ones), Axis("input", inner, "in"), Axis("output", filters, "out"))
     pointwise = WeightLayout(
-        "pointwise_kernel", "pointwise_initializer", "kernel", axes, inner, filters, torch=torch
+        attribute="pointwise_kernel",
+        initializer="pointwise_initializer",
+        kind="kernel",
+        axes=axes,
+        fan_in=inner,
+        fan_out=filters,
+        torch=torch,
     )
     bias = _vector(layer, "bias", "bias_initializer", "bias", torch)
-    return LayerLayout((depthwise, pointwise, *bias), pre_activation="pointwise_kernel")
+    return LayerLayout(weights=(depthwise, pointwise, *bias), pre_activation="pointwise_kernel")
 
 
 def _embedding(layer: Any) -> LayerLayout:
@@ -490,13 +507,13 @@ def _embedding(layer: Any) -> LayerLayout:
     if isinstance(layer, _REVERSIBLE_EMBEDDINGS) and getattr(layer, "tie_weights", False):
         tied = "output_projection"  # logits = h @ embeddings^T
     table = WeightLayout(
-        "embeddings",
-        "embeddings_initializer",
-        "embedding",
-        (Axis("vocabulary", vocabulary, "neither"), Axis("output", dim, "out")),
-        1,
-        dim,
-        torch=TorchRule("normal"),
+        attribute="embeddings",
+        initializer="embeddings_initializer",
+        kind="embedding",
+        axes=(Axis("vocabulary", vocabulary, "neither"), Axis("output", dim, "out")),
+        fan_in=1,
+        fan_out=dim,
+        torch=TorchRule(kind="normal"),
         tied=tied,
     )
     weights = [table]
@@ -505,16 +522,16 @@ def _embedding(layer: Any) -> LayerLayout:
         axes = (Axis("input", dim, "in"), Axis("output", vocabulary, "out"))
         weights.append(
             WeightLayout(
-                "reverse_embeddings",
-                "embeddings_initializer",
-                "kernel",
-                axes,
-                dim,
-                vocabulary,
+                attribute="reverse_embeddings",
+                initializer="embeddings_initializer",
+                kind="kernel",
+                axes=axes,
+                fan_in=dim,
+                fan_out=vocabulary,
                 torch=_uniform(dim),  # an nn.Linear(dim, vocab) head
             )
         )
-    return LayerLayout(tuple(weights))
+    return LayerLayout(weights=tuple(weights))
 
 
 _GATES: dict[type, int] = {}  # filled below: LSTMCell 4, GRUCell 3, SimpleRNNCell 1
@@ -526,23 +543,23 @@ def _rnn_cell(layer: Any) -> LayerLayout:
     units = width // gates
     torch = _uniform(units)  # every parameter U(+-1/sqrt(hidden))
     kernel = WeightLayout(
-        "kernel",
-        "kernel_initializer",
-        "kernel",
-        (Axis("input", fan_in, "in"), Axis("output", width, "out")),
-        fan_in,
-        units,
-        gates,
+        attribute="kernel",
+        initializer="kernel_initializer",
+        kind="kernel",
+        axes=(Axis("input", fan_in, "in"), Axis("output", width, "out")),
+        fan_in=fan_in,
+        fan_out=units,
+        gates=gates,
         torch=torch,
     )
     recurrent = WeightLayout(
-        "recurrent_kernel",
-        "recurrent_initializer",
-        "kernel",
-        (Axis("input", units, "in"), Axis("output", width, "out")),
-        units,
-        units,
-        gates,
+        attribute="recurrent_kernel",
+        initializer="recurrent_initializer",
+        kind="kernel",
+        axes=(Axis("input", units, "in"), Axis("output", width, "out")),
+        fan_in=units,
+        fan_out=units,
+        gates=gates,
         torch=torch,
     )
     weights = [kernel, recurrent]
@@ -551,8 +568,10 @@ def _rnn_cell(layer: Any) -> LayerLayout:
         # Keras has one bias where PyTorch has b_ih and b_hh (added); a GRU with
         # reset_after keeps both, as rows.
         kind: TorchKind = "uniform" if len(_shape(bias)) == 2 else "uniform_sum"
-        weights.extend(_vector(layer, "bias", "bias_initializer", "bias", TorchRule(kind, units)))
-    return LayerLayout(tuple(weights), pre_activation="kernel", recurrent=True)
+        weights.extend(
+            _vector(layer, "bias", "bias_initializer", "bias", TorchRule(kind=kind, fan_in=units))
+        )
+    return LayerLayout(weights=tuple(weights), pre_activation="kernel", recurrent=True)
 
 
 def _conv_lstm_cell(layer: Any) -> LayerLayout:
@@ -561,26 +580,32 @@ def _conv_lstm_cell(layer: Any) -> LayerLayout:
     k, s = math.prod(field), math.prod(layer.strides)
     axes = (*_field(field), Axis("input", channels, "in"), Axis("output", width, "out"))
     kernel = WeightLayout(
-        "kernel", "kernel_initializer", "kernel", axes, k * channels, _count(k * filters / s), 4
+        attribute="kernel",
+        initializer="kernel_initializer",
+        kind="kernel",
+        axes=axes,
+        fan_in=k * channels,
+        fan_out=_count(k * filters / s),
+        gates=4,
     )
     recurrent_axes = (*_field(field), Axis("input", filters, "in"), Axis("output", width, "out"))
     recurrent = WeightLayout(
-        "recurrent_kernel",
-        "recurrent_initializer",
-        "kernel",
-        recurrent_axes,
-        k * filters,
-        k * filters,
-        4,
+        attribute="recurrent_kernel",
+        initializer="recurrent_initializer",
+        kind="kernel",
+        axes=recurrent_axes,
+        fan_in=k * filters,
+        fan_out=k * filters,
+        gates=4,
     )
     bias = _vector(layer, "bias", "bias_initializer", "bias")
-    return LayerLayout((kernel, recurrent, *bias))
+    return LayerLayout(weights=(kernel, recurrent, *bias))
 
 
 def _batch_norm(layer: Any) -> LayerLayout:
     # reset_parameters: weight 1, bias 0; reset_running_stats: mean 0, var 1.
     return LayerLayout(
-        (
+        weights=(
             *_vector(layer, "gamma", "gamma_initializer", "scale", _constant(1.0)),
             *_vector(layer, "beta", "beta_initializer", "shift", _constant(0.0)),
             *_vector(layer, "moving_mean", "moving_mean_initializer", "statistic", _constant(0.0)),
@@ -597,7 +622,7 @@ def _batch_norm(layer: Any) -> LayerLayout:
 
 def _norm(layer: Any) -> LayerLayout:
     return LayerLayout(
-        (
+        weights=(
             *_vector(layer, "gamma", "gamma_initializer", "scale", _constant(1.0)),
             *_vector(layer, "beta", "beta_initializer", "shift", _constant(0.0)),
         )
@@ -606,18 +631,20 @@ def _norm(layer: Any) -> LayerLayout:
 
 def _rms_norm(layer: Any) -> LayerLayout:
     # nn.RMSNorm: weight 1. Keras keeps no initializer attribute (it uses "ones").
-    return LayerLayout(_vector(layer, "scale", None, "scale", _constant(1.0)))
+    return LayerLayout(weights=_vector(layer, "scale", None, "scale", _constant(1.0)))
 
 
 def _prelu(layer: Any) -> LayerLayout:
     # nn.PReLU: 0.25 (Keras's default is zeros).
-    return LayerLayout(_vector(layer, "alpha", "alpha_initializer", "other", _constant(0.25)))
+    return LayerLayout(
+        weights=_vector(layer, "alpha", "alpha_initializer", "other", _constant(0.25))
+    )
 
 
 def _attention_scores(layer: Any) -> LayerLayout:
     # Attention and AdditiveAttention: learned scalars or vectors with no initializer attribute.
     return LayerLayout(
-        (
+        weights=(
             *_vector(layer, "scale", None, "other"),
             *_vector(layer, "concat_score_weight", None, "other"),
         )
@@ -627,7 +654,7 @@ def _attention_scores(layer: Any) -> LayerLayout:
 def _preprocessing_statistics(layer: Any) -> LayerLayout:
     # Normalization's adapted mean, variance and count: data, not initialization.
     return LayerLayout(
-        tuple(
+        weights=tuple(
             w
             for name in ("mean", "variance", "count")
             if isinstance(getattr(layer, name, None), keras.Variable)
@@ -638,7 +665,9 @@ def _preprocessing_statistics(layer: Any) -> LayerLayout:
 
 def _spectral_norm(layer: Any) -> LayerLayout:
     # The power iteration's vector: state, not a weight to initialize.
-    return LayerLayout(_vector(layer, "vector_u", None, "statistic"), children=(layer.layer,))
+    return LayerLayout(
+        weights=_vector(layer, "vector_u", None, "statistic"), children=(layer.layer,)
+    )
 
 
 def _children_only(*attributes: str, wraps: bool = False) -> LayoutFunction:
@@ -709,7 +738,7 @@ _KERAS_HUB_DONE: list[bool] = []
 def _keras_hub_rms_norm(layer: Any) -> LayerLayout:
     # Gemma's RMS norm multiplies by (1 + scale), scale initialized to zeros
     # (Hugging Face's Gemma port likewise): no initializer attribute.
-    return LayerLayout(_vector(layer, "scale", None, "scale", _constant(0.0)))
+    return LayerLayout(weights=_vector(layer, "scale", None, "scale", _constant(0.0)))
 
 
 def _register_keras_hub_kinds() -> None:
