@@ -9,7 +9,7 @@ import warnings
 import keras
 import numpy as np
 import pytest
-from helpers import assert_error, to_numpy
+from helpers import assert_error, import_keras_hub, to_numpy
 
 import keras_inits as ki
 from keras_inits import _sampling
@@ -302,7 +302,7 @@ def test_an_untied_reversible_embedding_has_a_projection_head():
 
 
 def test_a_tied_gemma_backbone_keeps_its_logits_scale():
-    keras_hub = pytest.importorskip("keras_hub")
+    keras_hub = import_keras_hub()
     backbone = keras_hub.models.GemmaBackbone(
         vocabulary_size=32000,
         num_layers=1,
