@@ -61,6 +61,16 @@ def test_low_precision_is_drawn_in_float32_then_cast(dtype):
     np.testing.assert_array_equal(to_numpy(low), to_numpy(keras.ops.cast(high, dtype)))
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("sampler", ["normal", "truncated_normal", "uniform"])
+@pytest.mark.parametrize("shape", [(), (1,), (3, 2)])
+def test_half_precision_keeps_its_dtype_on_every_shape(sampler, dtype, shape):
+    # A 0-d half tensor clipped with float limits came back float32 on torch
+    # (Keras's clip promotes it); a property test found it on CI.
+    values = getattr(_sampling, sampler)(shape, 1.0, dtype, seed=5)
+    assert (tuple(values.shape), keras.backend.standardize_dtype(values.dtype)) == (shape, dtype)
+
+
 def test_range_table_matches_the_dtypes():
     import ml_dtypes  # a Keras dependency
 

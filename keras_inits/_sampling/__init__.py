@@ -177,8 +177,10 @@ def _finish(values: Any, dtype: str, bound: float | None = None) -> Any:
     values = keras.ops.cast(values, dtype)
     if bound is None:
         return values
-    inside = below(bound, dtype)
-    return keras.ops.clip(values, -inside, inside)
+    # The limits go in as tensors of ``dtype`` (each exactly representable): Keras's
+    # torch clip promotes a 0-d half tensor with float limits to float32.
+    inside = keras.ops.convert_to_tensor(below(bound, dtype), dtype=dtype)
+    return keras.ops.clip(values, keras.ops.negative(inside), inside)
 
 
 def uniform(shape: tuple[int, ...], limit: float, dtype: str, seed: Any) -> Any:
