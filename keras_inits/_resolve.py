@@ -21,7 +21,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_inits._validation import did_you_mean
+from keras_inits._validation import check_config_keys, did_you_mean
 
 __all__ = [
     "PACKAGE",
@@ -187,12 +187,14 @@ def _raise_config_error(identifier: dict[str, Any]) -> None:
 
     Keras reports a class that refuses its config as an unknown identifier (or
     wraps it in a long TypeError); rebuilding it here surfaces the class's own
-    message, which names the bad argument. Returns if the class is unknown.
+    message, which names the bad argument (a key the class does not take
+    included). Returns if the class is unknown.
     """
     cls = _initializer_class(identifier.get("class_name"))
     config = identifier.get("config", {})
     if cls is None or not isinstance(config, dict):
         return
+    check_config_keys(cls, config)  # Python's "unexpected keyword" would not name it
     cls.from_config(config)  # raises the real error; if not, the caller's stands
 
 

@@ -152,6 +152,18 @@ def test_a_known_class_with_a_bad_argument_raises_its_own_error(identifier, erro
     assert_error(lambda: ki.get(identifier), error, message)
 
 
+def test_a_keras_class_with_an_unknown_key_names_the_key():
+    # Python's "unexpected keyword argument 'gain'" named no argument (hypothesis found it).
+    identifier = {"class_name": "VarianceScaling", "config": {"gain": 0.0}}
+    allowed = tuple(sorted(keras.initializers.VarianceScaling().get_config()))
+    assert_error(
+        lambda: ki.get(identifier),
+        ValueError,
+        f"`config` has key(s) that VarianceScaling does not take: ('gain',). Allowed keys: "
+        f"{allowed}. Received: config={{'gain': 0.0}}",
+    )
+
+
 def test_a_keras_class_with_a_bad_argument_raises_keras_error_not_unknown():
     with pytest.raises(ValueError) as info:
         ki.get({"class_name": "GlorotNormal", "config": {"seed": "x"}})
