@@ -99,8 +99,8 @@ bench: $(STAMP)
 	done
 
 lint: $(STAMP)
-	$(BIN)/ruff check keras_inits keras_inits_cli.py tests examples benchmarks docs/*.py
-	$(BIN)/ruff format --check keras_inits keras_inits_cli.py tests examples benchmarks docs/*.py
+	$(BIN)/ruff check conftest.py keras_inits keras_inits_cli.py tests examples benchmarks docs/*.py
+	$(BIN)/ruff format --check conftest.py keras_inits keras_inits_cli.py tests examples benchmarks docs/*.py
 	$(BIN)/mypy
 
 clean:

@@ -99,6 +99,21 @@ def test_find_cycle_finds_a_lazy_circle():
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
+def test_only_the_backend_modules_import_a_framework_at_their_top():
+    # The root conftest.py leaves _sampling/_<framework>.py out of the doctest
+    # collection where <framework> is missing: every other module must import without it.
+    found = set()
+    for name in MODULES:
+        with open(module_path(name), encoding="utf-8") as file:
+            tree = ast.parse(file.read())
+        for node in tree.body:  # the module's top level, not its functions
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            found |= {(name, n.split(".")[0]) for n in names if n.split(".")[0] in BACKENDS}
+    assert found == {(f"keras_inits._sampling._{b}", b) for b in BACKENDS}
+
+
 # Runs in a fresh interpreter: Keras and its backend are imported once (they are
 # not ours, and importing them takes seconds), then each module is imported
 # first in a forked child, with the package's __init__ replaced by an empty
