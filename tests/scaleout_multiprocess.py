@@ -1,9 +1,11 @@
 """One process of a two-process JAX run on localhost (4 virtual CPU devices each).
 
 ``test_scaleout.py`` starts two of these, ``python scaleout_multiprocess.py
-PROCESS_ID PORT HOW``, and compares what they print: one line, REPORT and a JSON object with a
-SHA-256 of every kernel, gathered whole across both processes, for each way
-of seeding a ModelParallel model on the 8-device global mesh:
+PROCESS_ID PORT HOW REPORT_PATH``, and compares what they write to REPORT_PATH
+(a file, since Gloo's C++ logging shares stdout and can land in the middle of
+a printed line): a JSON object with a SHA-256 of every kernel, gathered
+whole across both processes, for each way of seeding a ModelParallel model
+on the 8-device global mesh:
 
 - ``keras_sync``: seed=None by string name, right after
   ``keras.distribution.initialize`` (Keras agrees a global seed across processes);
@@ -63,7 +65,7 @@ def kernels(by_name: bool) -> dict[str, str]:
 
 
 def main() -> None:
-    process_id, port, how = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    process_id, port, how, path = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
     report: dict[str, object] = {}
     if how == "bare":
         jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=2, process_id=process_id)
@@ -86,8 +88,8 @@ def main() -> None:
         report["int_seed"] = kernels(by_name=False)
         keras.utils.set_random_seed(7)
         report["set_random_seed"] = kernels(by_name=True)
-    # Gloo logs to stdout too: the report is the one line that starts with REPORT.
-    print("REPORT " + json.dumps(report), flush=True)
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(report, file)
     jax.distributed.shutdown()
 
 

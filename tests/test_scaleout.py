@@ -120,8 +120,8 @@ def test_fit_save_and_reload_under_the_scope(tf_report):
 
 
 # ----- JAX, two processes on localhost -----------------------------------------
-def run_two_processes(how):
-    """Both processes' reports (the line each prints after REPORT)."""
+def run_two_processes(how, folder):
+    """Both processes' reports (each writes its JSON to a file in ``folder``)."""
     with socket.socket() as probe:  # a free port for the coordinator
         probe.bind(("127.0.0.1", 0))
         port = str(probe.getsockname()[1])
@@ -133,7 +133,7 @@ def run_two_processes(how):
     script = os.path.join(HERE, "scaleout_multiprocess.py")
     processes = [
         subprocess.Popen(
-            [sys.executable, script, str(i), port, how],
+            [sys.executable, script, str(i), port, how, os.path.join(folder, f"{i}.json")],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -142,19 +142,19 @@ def run_two_processes(how):
         for i in range(2)
     ]
     reports = []
-    for process in processes:
-        out, err = process.communicate(timeout=300)
+    for i, process in enumerate(processes):
+        _, err = process.communicate(timeout=300)
         assert process.returncode == 0, err[-4000:]
-        line = next(line for line in out.splitlines() if line.startswith("REPORT "))
-        reports.append(json.loads(line.removeprefix("REPORT ")))
+        with open(os.path.join(folder, f"{i}.json"), encoding="utf-8") as file:
+            reports.append(json.load(file))
     return reports
 
 
 @pytest.fixture(scope="module")
-def two_processes():
+def two_processes(tmp_path_factory):
     if BACKEND != "jax":
         pytest.skip("runs once per `make test`, from the JAX session (two JAX processes)")
-    return run_two_processes("keras")
+    return run_two_processes("keras", tmp_path_factory.mktemp("two_processes"))
 
 
 @pytest.mark.slow
@@ -167,7 +167,7 @@ def test_two_processes_build_identical_kernels(two_processes, how):
 
 
 @pytest.mark.slow
-def test_two_processes_with_no_seed_anywhere_warn():
+def test_two_processes_with_no_seed_anywhere_warn(tmp_path):
     """A bare jax.distributed.initialize and seed=None: the processes disagree, and we warn.
 
     On Keras 3.14, which has no ``layout`` path, the disagreement is loud instead:
@@ -175,7 +175,7 @@ def test_two_processes_with_no_seed_anywhere_warn():
     """
     if BACKEND != "jax":
         pytest.skip("runs once per `make test`, from the JAX session (two JAX processes)")
-    first, second = run_two_processes("bare")
+    first, second = run_two_processes("bare", tmp_path)
     keras_minor = tuple(int(part) for part in keras.__version__.split(".")[:2])
     if keras_minor >= (3, 15):  # the layout path: each process draws its own shards
         assert first["bare"] != second["bare"]  # what the warning is about
