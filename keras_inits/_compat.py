@@ -171,6 +171,53 @@ def keras_hub_class(module: str, name: str) -> type | None:
         return None
 
 
+def convnext_layer_scale_class() -> type | None:
+    """``keras.applications``' ConvNeXt LayerScale (a per-channel gamma), or None where it moved.
+
+    Private: ``keras.src.applications.convnext.LayerScale`` (no public name).
+    Fallback: None, and the table then does not know the layer kind.
+    """
+    try:
+        from keras.src.applications.convnext import LayerScale
+    except ImportError:  # pragma: no cover - a Keras that moved it
+        return None
+    return LayerScale
+
+
+# Functional graphs (keras_inits.model._residual)
+# Checked on Keras 3.15.1 (every backend) and 3.14.0 (JAX): a symbolic tensor's
+# ``_keras_history`` (operation, node_index, tensor_index) and an operation's
+# ``_inbound_nodes``; Keras has no public way to walk a functional graph.
+
+
+def producer_node(tensor: Any) -> Any:
+    """The ``Node`` of a functional graph that made the symbolic ``tensor``, or None.
+
+    Private: ``tensor._keras_history`` and ``operation._inbound_nodes``.
+    Fallback: None (a tensor with no history: the graph cannot be read).
+    """
+    history = getattr(tensor, "_keras_history", None)
+    if history is None:
+        return None
+    nodes = getattr(history.operation, "_inbound_nodes", None)
+    if not nodes or history.node_index >= len(nodes):
+        return None
+    return nodes[history.node_index]
+
+
+def add_operation_classes() -> tuple[type, ...]:
+    """The classes of a functional graph's sums: ``layers.Add`` and ``x + y`` / ``ops.add``.
+
+    Private: ``keras.src.ops.numpy.Add`` (the operation ``x + y`` and ``ops.add``
+    record). Fallback: ``layers.Add`` alone.
+    """
+    try:
+        from keras.src.ops.numpy import Add
+    except ImportError:  # pragma: no cover - a Keras that moved it
+        return (keras.layers.Add,)
+    return (keras.layers.Add, Add)
+
+
 # Deferred variables (keras_inits.model._deferred)
 # Checked on Keras 3.15.1 (every backend) and 3.14.0 (JAX): the stateless and
 # symbolic scope flags, the global list of uninitialized variables, the loader.

@@ -205,6 +205,9 @@ class LayerLayout:
         wraps: Whether the layer wraps its first child (Bidirectional,
             TimeDistributed, an RNN layer): ``fans(wrapper, "kernel")`` then
             means the child's weight.
+        output: The child whose weight makes the layer's output last (an
+            attention's output projection), or None; ``residual`` reads it to
+            find the weight that ends a residual branch.
     """
 
     weights: tuple[WeightLayout, ...] = ()
@@ -212,6 +215,7 @@ class LayerLayout:
     pre_activation: str | None = None
     recurrent: bool = False
     wraps: bool = False
+    output: Any = None
 
     def weight(self, attribute: str) -> WeightLayout | None:
         return next((w for w in self.weights if w.attribute == attribute), None)
@@ -651,6 +655,11 @@ def _attention_scores(layer: Any) -> LayerLayout:
     )
 
 
+def _layer_scale(layer: Any) -> LayerLayout:
+    # ConvNeXt's LayerScale: y = gamma * x, gamma a per-channel scale (1e-6 by default).
+    return LayerLayout(weights=_vector(layer, "gamma", None, "scale"))
+
+
 def _preprocessing_statistics(layer: Any) -> LayerLayout:
     # Normalization's adapted mean, variance and count: data, not initialization.
     return LayerLayout(
@@ -684,7 +693,9 @@ def _children_only(*attributes: str, wraps: bool = False) -> LayoutFunction:
 def _attention(layer: Any) -> LayerLayout:
     # MultiHeadAttention and GroupQueryAttention: their EinsumDense projections
     # (query, key, value (dim, heads, key_dim), output (heads, key_dim, dim)).
-    return LayerLayout(children=tuple(_compat.sublayers(layer)))
+    return LayerLayout(
+        children=tuple(_compat.sublayers(layer)), output=getattr(layer, "_output_dense", None)
+    )
 
 
 def _model(layer: Any) -> LayerLayout:
@@ -715,6 +726,7 @@ def _register_keras_kinds() -> None:
         ((L.PReLU,), _prelu),
         ((L.Attention, L.AdditiveAttention), _attention_scores),
         ((L.Normalization,), _preprocessing_statistics),
+        ((_compat.convnext_layer_scale_class(),), _layer_scale),
         ((L.SpectralNormalization,), _spectral_norm),
         ((L.MultiHeadAttention, getattr(L, "GroupQueryAttention", None)), _attention),
         ((L.Bidirectional,), _children_only("forward_layer", "backward_layer", wraps=True)),
