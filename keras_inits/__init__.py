@@ -16,6 +16,8 @@ from keras_inits.model import (
     materialize,
     register_layout,
     reinitialize,
+    residual,
+    residual_branches,
     torch_defaults,
 )
 from keras_inits.orthogonal import BlockOrthogonal, DeltaOrthogonal
@@ -66,5 +68,7 @@ __all__ = [
     "portable",
     "register_layout",
     "reinitialize",
+    "residual",
+    "residual_branches",
     "torch_defaults",
 ]

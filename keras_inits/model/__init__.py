@@ -12,6 +12,8 @@ reads it:
 - ``torch_defaults(model)``: PyTorch 2.x's ``reset_parameters``, weights and biases.
 - ``deferred()`` and ``materialize(model, weights)``: build without drawing, then
   load each weight once (or draw it with its own initializer).
+- ``residual_branches(model)`` and ``residual(model, scheme)``: the residual
+  branches read from the graph, and depth-aware init of the weights ending them.
 
 Each changes the model in place and returns a report (records built by
 keyword); none builds a new model. Each validates, plans and draws
@@ -24,6 +26,12 @@ The modules are private (``_reinitialize``, ...) so that a module never
 shadows the function of the same name that this package exports.
 """
 
+from keras_inits.model._branches import (
+    BlockBranch,
+    ResidualBranch,
+    register_block,
+    residual_branches,
+)
 from keras_inits.model._deferred import MaterializeReport, deferred, materialize
 from keras_inits.model._fans import fans
 from keras_inits.model._layouts import (
@@ -36,13 +44,17 @@ from keras_inits.model._layouts import (
 )
 from keras_inits.model._lsuv import LSUVRecord, lsuv
 from keras_inits.model._reinitialize import WeightChange, reinitialize
+from keras_inits.model._residual import ResidualChange, residual
 from keras_inits.model._torch_defaults import torch_defaults
 
 __all__ = [
     "Axis",
+    "BlockBranch",
     "LSUVRecord",
     "LayerLayout",
     "MaterializeReport",
+    "ResidualBranch",
+    "ResidualChange",
     "TorchRule",
     "WeightChange",
     "WeightLayout",
@@ -51,8 +63,11 @@ __all__ = [
     "layout",
     "lsuv",
     "materialize",
+    "register_block",
     "register_layout",
     "reinitialize",
+    "residual",
+    "residual_branches",
     "torch_defaults",
 ]
 

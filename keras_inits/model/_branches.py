@@ -17,7 +17,7 @@ This module reads models; it never changes a weight.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
 import keras
@@ -270,7 +270,7 @@ class _Graph:
                 if parent is not None and id(parent) not in self.index:
                     stack.append((parent, False))
         self.ancestors: list[frozenset[int]] = []
-        for i, node in enumerate(self.nodes):
+        for i in range(len(self.nodes)):
             above = {i}
             for parent in self.parents(i):
                 above |= self.ancestors[parent]
@@ -299,7 +299,7 @@ def _is_add(op: Any) -> bool:
     return isinstance(op, _ADDS)
 
 
-def _path_kernels(graph: _Graph, path: Sequence[int]) -> int:
+def _path_kernels(graph: _Graph, path: Iterable[int]) -> int:
     weighted = ("kernel", "model", "block", "unknown", "opaque")
     return sum(1 for i in path if _kind(graph.op(i)) in weighted)
 
@@ -501,9 +501,7 @@ def _by_name(model: Any, item: Any) -> Any:
 
 
 def _given(model: Any, branches: Any) -> list[Found]:
-    if isinstance(branches, (str, keras.layers.Layer)) or not isinstance(
-        branches, (list, tuple)
-    ):
+    if isinstance(branches, (str, keras.layers.Layer)) or not isinstance(branches, (list, tuple)):
         raise TypeError(
             "`branches` must be a list of branches, each a layer, a layer name, or a sequence "
             f"of them (the end last). Received: branches={branches!r}"
@@ -513,7 +511,8 @@ def _given(model: Any, branches: Any) -> list[Found]:
         items = list(item) if isinstance(item, (list, tuple)) else [item]
         if not items:
             raise ValueError(
-                f"`branches` holds an empty branch at position {block}. Received: branches[{block}]=[]"
+                f"`branches` holds an empty branch at position {block}. "
+                f"Received: branches[{block}]=[]"
             )
         layers = [_by_name(model, x) for x in items]
         ends = _end_weights(layers[-1])

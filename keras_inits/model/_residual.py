@@ -1,0 +1,313 @@
+"""``residual(model, scheme)``: depth-aware initialization of a model's residual branches.
+
+A residual stack x_{i+1} = x_i + f_i(x_i) adds the variance of every
+branch: with each f_i keeping its input's scale, Var(x_L) grows like
+(1 + c)^L with depth L. The schemes here shrink (or zero) the weights that
+end each branch, found by ``residual_branches``, by a factor depending on
+the number of branches L, or fix their std absolutely, as the reference
+code of each paper does. This module validates, plans and draws every new
+value before it assigns any: an error leaves the model as it was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Literal, get_args
+
+import keras
+import numpy as np
+
+from keras_inits import _sampling
+from keras_inits._validation import check_choice, check_positive, check_seed
+from keras_inits.model._branches import Found, find
+from keras_inits.model._layouts import layout
+from keras_inits.model._reinitialize import _plan_fans, _redraw
+from keras_inits.model._walk import Assignment, assign_all, seeds, shape_of, to_numpy
+from keras_inits.model._walk import std as std_of
+
+__all__ = ["ResidualChange", "Scheme", "residual"]
+
+Scheme = Literal["deepnorm", "fixup", "gpt2", "megatron", "mitchell", "zero_gamma"]
+
+# trunc_normal_(std=s, a=-3 s, b=3 s), as Megatron and OLMo draw: its std is
+# s * sqrt(1 - 2 * 3 * phi(3) / (2 * Phi(3) - 1)) = 0.98659 s.
+_CUTOFF = 3.0
+
+# The attention projections DeepNet leaves at their own init (its beta
+# scales only the value and output projections and the MLP): Keras's and
+# keras-hub's attention layers name their query and key projections so.
+_QUERY_KEY = ("_query_dense", "_key_dense", "query_dense", "key_dense")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ResidualChange:
+    """What ``residual`` did to one weight.
+
+    Attributes:
+        layer: The name of the layer that holds the weight.
+        weight: Its attribute name ("kernel", "gamma", ...).
+        path: The variable's path in the model (unique).
+        branch: The index of the residual branch it belongs to.
+        rule: What was drawn, in words: the layer's own initializer times a
+            factor, an absolute truncated normal, or zeros.
+        factor: The factor on the layer's own init (1 where the std is absolute).
+        target_std: The std the scheme fixes (absolute schemes), else None.
+        old_std: Std of the weight's entries before.
+        new_std: Std of the weight's entries after.
+    """
+
+    layer: str
+    weight: str
+    path: str
+    branch: int
+    rule: str
+    factor: float
+    target_std: float | None
+    old_std: float
+    new_std: float
+
+
+@dataclasses.dataclass
+class _Plan:
+    layer: Any
+    variable: Any
+    branch: int
+    how: Literal["relative", "absolute", "zero"]
+    factor: float = 1.0
+    target: float | None = None
+    rule: str = ""
+
+
+def _attribute(layer: Any, variable: Any) -> str:
+    found = layout(layer)
+    for entry in found.weights if found is not None else ():
+        if getattr(layer, entry.attribute, None) is variable:
+            return entry.attribute
+    return str(variable.path).rsplit("/", 1)[-1]
+
+
+def _blocks(found: list[Found]) -> int:
+    return len({item.block for item in found})
+
+
+def _plan(scheme: Scheme, found: list[Found], std_: float) -> list[_Plan]:
+    count = len(found)
+    plans: list[_Plan] = []
+    for index, item in enumerate(found):
+        if scheme != "deepnorm" and item.post_norm:
+            raise ValueError(
+                f"`scheme` {scheme!r} is for pre-norm and norm-free branches, but the sum "
+                f"{item.merge!r} (branch {index}) feeds a normalization (post-LN), whose "
+                "output keeps its scale whatever the branch: use scheme='deepnorm' there. "
+                f"Received: scheme={scheme!r}"
+            )
+        if scheme == "gpt2":
+            factor = 1.0 / math.sqrt(count)
+            rule = f"own init x 1/sqrt(L), L = {count} branches"
+            plans += [_Plan(lay, v, index, "relative", factor, None, rule) for lay, v in item.ends]
+        elif scheme == "megatron":
+            target = std_ / math.sqrt(count)
+            rule = f"N(0, ({std_:g}/sqrt(L))^2) cut at 3 std, L = {count} branches"
+            plans += [_Plan(lay, v, index, "absolute", 1.0, target, rule) for lay, v in item.ends]
+        elif scheme == "mitchell":
+            for lay, var in item.ends:
+                d = _fan_in(lay, var)
+                target = 1.0 / math.sqrt(2.0 * d * (item.block + 1))
+                rule = f"N(0, 1/(2 d (l+1))) cut at 3 std, d = {d:g}, l = {item.block}"
+                plans.append(_Plan(lay, var, index, "absolute", 1.0, target, rule))
+        elif scheme == "deepnorm":
+            # DeepNet: N transformer blocks of two branches each, so 8N = 4L.
+            factor = (4.0 * count) ** -0.25
+            alpha = count**0.25
+            rule = (
+                f"own init x (8N)^(-1/4), 2N = L = {count} branches "
+                f"(the skip's alpha = (2N)^(1/4) = {alpha:.4g} is your graph's)"
+            )
+            for lay, var in item.kernels:
+                if not _query_or_key(lay, item.layers):
+                    plans.append(_Plan(lay, var, index, "relative", factor, None, rule))
+        elif scheme == "fixup":
+            m = len(item.kernels)
+            end_ids = {id(v) for _, v in item.ends}
+            for lay, var in item.kernels:
+                if id(var) in end_ids:
+                    rule = "zeros (the branch's last layer)"
+                    plans.append(_Plan(lay, var, index, "zero", 0.0, None, rule))
+                else:
+                    factor = count ** (-1.0 / (2 * m - 2))
+                    rule = f"own init x L^(-1/(2m-2)), L = {count}, m = {m}"
+                    plans.append(_Plan(lay, var, index, "relative", factor, None, rule))
+        else:  # zero_gamma
+            if item.norm is None:
+                raise ValueError(
+                    f"`scheme` 'zero_gamma' zeroes the scale of the normalization that ends "
+                    f"each branch, but branch {index} (summed at {item.merge!r}, ending at "
+                    f"{', '.join(str(v.path) for _, v in item.ends)}) has no normalization "
+                    "after its last kernel: use 'fixup' or 'gpt2' there. "
+                    f"Received: scheme={scheme!r}"
+                )
+            lay, var = item.norm
+            rule = "zeros (the branch's last norm scale)"
+            plans.append(_Plan(lay, var, index, "zero", 0.0, None, rule))
+    return plans
+
+
+def _query_or_key(layer: Any, owners: list[Any]) -> bool:
+    return any(layer is getattr(owner, name, None) for owner in owners for name in _QUERY_KEY)
+
+
+def _fan_in(layer: Any, variable: Any) -> float:
+    found = layout(layer)
+    for entry in found.weights if found is not None else ():
+        if getattr(layer, entry.attribute, None) is variable and entry.fan_in is not None:
+            return float(entry.fan_in)
+    return float(math.prod(shape_of(variable)[:-1]))
+
+
+def _truncated(shape: tuple[int, ...], target: float, dtype: str, seed: Any) -> Any:
+    """N(0, target^2) truncated to +-3 target (PyTorch's trunc_normal_ with a, b = -+3 std)."""
+    edge = math.erf(_CUTOFF / math.sqrt(2.0))
+    u = _sampling.uniform(shape, edge, "float32", seed)
+    values = keras.ops.multiply(keras.ops.erfinv(u), math.sqrt(2.0) * target)
+    values = keras.ops.clip(values, -_CUTOFF * target, _CUTOFF * target)
+    return keras.ops.cast(values, dtype)
+
+
+def _initializer(layer: Any, variable: Any) -> tuple[Any, Any]:
+    found = layout(layer)
+    for entry in found.weights if found is not None else ():
+        if getattr(layer, entry.attribute, None) is variable:
+            initializer = getattr(layer, entry.initializer, None) if entry.initializer else None
+            if isinstance(initializer, keras.initializers.Initializer):
+                return initializer, entry
+            break
+    raise ValueError(
+        f"Weight {variable.path!r} of layer {layer.name!r} ({type(layer).__name__}) keeps no "
+        "initializer, so it cannot be re-drawn with its own init and scaled. "
+        f"Received: layer={type(layer).__name__}"
+    )
+
+
+def residual(
+    model: keras.Model,
+    scheme: Scheme,
+    seed: Any = None,
+    *,
+    branches: Any = None,
+    std: float = 0.02,
+) -> list[ResidualChange]:
+    """Re-draws, in place, the weights that end each residual branch, scaled for depth.
+
+    The branches come from ``residual_branches(model, branches)``; L is
+    their number (a transformer block has two: attention and MLP, so L = 2N
+    for N blocks), l a branch's block index. "Own init" re-draws a weight
+    with its layer's own initializer and its true fans (as ``reinitialize``
+    does) and multiplies it by the factor:
+
+    - "gpt2": each branch's last kernel = own init x 1/sqrt(L) (GPT-2,
+      nanoGPT's c_proj: 0.02 / sqrt(2 n_layer)).
+    - "megatron": each branch's last kernel ~ N(0, (std / sqrt(L))^2) cut at
+      3 std, absolute (Megatron-LM; OLMo's full_megatron output projections).
+    - "mitchell": each branch's last kernel ~ N(0, 1 / (2 d (l + 1))) cut at
+      3 std, d its fan_in, absolute (OLMo's mitchell).
+    - "deepnorm": every kernel of each branch but an attention's query and
+      key = own init x (8N)^(-1/4) = (4L)^(-1/4) (DeepNet's beta). DeepNorm
+      also multiplies the skip by alpha = (2N)^(1/4) inside LN(alpha x + f(x)):
+      that is the forward pass, which this cannot add; the report states it.
+    - "fixup": each branch's last kernel = 0, its other m - 1 kernels = own
+      init x L^(-1/(2m-2)) (Fixup). Fixup's scalar biases and multipliers
+      are layers of your graph; this does not add them.
+    - "zero_gamma": the scale of the normalization after each branch's last
+      kernel = 0 (Goyal et al.'s zero gamma); an error where a branch has none.
+
+    A sum that feeds a normalization (post-LN) takes only "deepnorm"; the
+    others are refused there. Everything is planned and drawn before
+    anything is assigned: on any error the model is unchanged.
+
+    Args:
+        model: A built model or layer (Sequential, functional, nested, or
+            of keras-hub blocks).
+        scheme: One of "deepnorm", "fixup", "gpt2", "megatron", "mitchell",
+            "zero_gamma".
+        seed: An int (reproducible), None or a ``keras.random.SeedGenerator``.
+        branches: ``residual_branches``'s override: the branches, when the
+            graph cannot tell them.
+        std: The base std of "megatron" (Megatron's and OLMo's init_std, 0.02).
+
+    Returns:
+        One ``ResidualChange`` per weight changed, in branch order.
+
+    Raises:
+        TypeError: If ``model`` is not a Keras layer, ``seed`` or ``branches``
+            is of a wrong type.
+        ValueError: If ``scheme`` is unknown, the model has no residual
+            branch, the detector cannot read a layer, a branch lacks what the
+            scheme needs (a normalization for "zero_gamma"), or a post-LN
+            sum meets a scheme other than "deepnorm". Nothing is changed then.
+
+    Example:
+        >>> import keras
+        >>> x = keras.Input((64,))
+        >>> h = x
+        >>> for _ in range(8):
+        ...     h = h + keras.layers.Dense(64)(keras.layers.Dense(64, activation="relu")(h))
+        >>> model = keras.Model(x, h)
+        >>> report = residual(model, "gpt2", seed=0)
+        >>> len(report), round(report[0].factor, 4)
+        (8, 0.3536)
+
+    Reference:
+        Radford et al., 2019, "Language Models are Unsupervised Multitask Learners";
+        Shoeybi et al., 2019, "Megatron-LM", https://arxiv.org/abs/1909.08053;
+        Groeneveld et al., 2024, "OLMo", https://arxiv.org/abs/2402.00838;
+        Wang et al., 2022, "DeepNet", https://arxiv.org/abs/2203.00555;
+        Zhang, Dauphin & Ma, 2019, "Fixup Initialization", https://arxiv.org/abs/1901.09321;
+        Goyal et al., 2017, "Accurate, Large Minibatch SGD", https://arxiv.org/abs/1706.02677
+    """
+    scheme = check_choice("scheme", scheme, get_args(Scheme))
+    seed = check_seed(seed)
+    std_ = check_positive("std", std)
+    found = find(model, branches)
+    if not found:
+        raise ValueError(
+            f"`model` has no residual branch for scheme {scheme!r} to scale (no sum with a "
+            "weighted input in its graph, and no known block): pass `branches=`. "
+            f"Received: model={model.name!r}"
+        )
+    plans = _plan(scheme, found, std_)
+    next_seed = seeds(seed)
+    assignments = []
+    for index, plan in enumerate(plans):
+        variable = plan.variable
+        dtype = keras.backend.standardize_dtype(variable.dtype)
+        shape = shape_of(variable)
+        if plan.how == "zero":
+            values: Any = np.zeros(shape, dtype="float32")
+            values = keras.ops.cast(values, dtype)
+        elif plan.how == "absolute":
+            values = _truncated(shape, plan.target, dtype, next_seed(index))  # type: ignore[arg-type]
+        else:
+            initializer, entry = _initializer(plan.layer, variable)
+            fan_in, fan_out, _ = _plan_fans(entry, variable)
+            drawn, own = _redraw(initializer, shape, dtype, fan_in, fan_out, next_seed(index))
+            values = keras.ops.cast(
+                keras.ops.multiply(keras.ops.cast(drawn, "float32"), plan.factor), dtype
+            )
+            plan.rule = f"{plan.rule}; own init: {own}"
+        assignments.append(Assignment(variable, values, to_numpy(variable)))
+    assign_all(assignments)
+    return [
+        ResidualChange(
+            layer=plan.layer.name,
+            weight=_attribute(plan.layer, plan.variable),
+            path=str(plan.variable.path),
+            branch=plan.branch,
+            rule=plan.rule,
+            factor=plan.factor,
+            target_std=plan.target,
+            old_std=std_of(assignment.before),
+            new_std=std_of(assignment.variable),
+        )
+        for plan, assignment in zip(plans, assignments, strict=True)
+    ]
