@@ -392,6 +392,16 @@ def _merge(graph: _Graph, i: int) -> list[Found]:
                 if _path_kernels(graph, graph.ancestors[j] - graph.ancestors[skip])
             ]
     if len(inputs) > 2:
+        own = [
+            _path_kernels(
+                graph,
+                graph.ancestors[j]
+                - frozenset().union(*(graph.ancestors[k] for k in inputs if k != j)),
+            )
+            for j in inputs
+        ]
+        if not any(own):
+            return []  # a sum of weightless paths (embeddings): no branch to scale
         raise _unreadable(merge, f"it sums {len(inputs)} inputs, none an ancestor of the others")
     a, b = inputs
     weighted = {

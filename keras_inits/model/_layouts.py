@@ -753,6 +753,20 @@ def _keras_hub_rms_norm(layer: Any) -> LayerLayout:
     return LayerLayout(weights=_vector(layer, "scale", None, "scale", _constant(0.0)))
 
 
+def _keras_hub_position_embedding(layer: Any) -> LayerLayout:
+    # PositionEmbedding: a learned table (sequence_length, dim), one row per position.
+    positions, dim = _shape(layer.position_embeddings)
+    table = WeightLayout(
+        attribute="position_embeddings",
+        initializer="initializer",
+        kind="embedding",
+        axes=(Axis("vocabulary", positions, "neither"), Axis("output", dim, "out")),
+        fan_in=1,
+        fan_out=dim,
+    )
+    return LayerLayout(weights=(table,))
+
+
 def _register_keras_hub_kinds() -> None:
     """keras-hub's own layer kinds, once keras_hub is imported (this never imports it).
 
@@ -766,6 +780,7 @@ def _register_keras_hub_kinds() -> None:
     kinds = [
         ("models.gemma.rms_normalization", "RMSNormalization", _keras_hub_rms_norm),
         ("models.gemma3.gemma3_layers", "RMSNormalization", _keras_hub_rms_norm),
+        ("layers.modeling.position_embedding", "PositionEmbedding", _keras_hub_position_embedding),
     ]
     for module, name, function in kinds:
         cls = _compat.keras_hub_class(module, name)
