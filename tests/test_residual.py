@@ -366,16 +366,19 @@ def test_variance_against_depth(kind):
     default, scaled = {}, {}
     for depth in depths:
         keras.utils.set_random_seed(depth)
-        default[depth] = _ratio(make(depth), shape)[0]
-        for scheme in ("gpt2", "megatron"):
-            model = make(depth)
+        # A BatchNormalization ends each branch (identity at init: moving mean 0,
+        # variance 1) so that zero_gamma has a scale to zero; one model per depth.
+        model = make(depth, norm=True)
+        start = model.get_weights()
+        default[depth] = _ratio(model, shape)[0]
+        for scheme in ("gpt2", "megatron", "fixup", "zero_gamma"):
+            model.set_weights(start)
             ki.residual(model, scheme, seed=depth)
-            scaled[scheme, depth] = _ratio(model, shape)[0]
-        for scheme in ("fixup", "zero_gamma"):
-            model = make(depth, norm=scheme == "zero_gamma")
-            ki.residual(model, scheme, seed=depth)
-            _, x, y = _ratio(model, shape)
-            np.testing.assert_array_equal(y, x)  # the shortcut path exactly
+            ratio, x, y = _ratio(model, shape)
+            if scheme in ("fixup", "zero_gamma"):
+                np.testing.assert_array_equal(y, x)  # the shortcut path exactly
+            else:
+                scaled[scheme, depth] = ratio
     # The default grows geometrically: each branch adds a fixed share of the variance.
     for small, large in itertools.pairwise(depths):
         assert default[large] > 1.2 ** (large - small) * default[small], default
@@ -441,23 +444,24 @@ def test_fixup_trains_a_deep_unnormalized_residual_mlp_the_default_cannot():
         keras.utils.set_random_seed(0)
         inputs = keras.Input((64,))
         h = L.Dense(64)(inputs)
-        for _ in range(48):
+        for _ in range(32):
             h = h + L.Dense(64)(L.Dense(64, activation="relu")(h))
         model = keras.Model(inputs, L.Dense(10)(h))
         if scheme:
-            ki.residual(model, scheme, seed=0, branches=None)
+            ki.residual(model, scheme, seed=0)
         model.compile(
-            keras.optimizers.SGD(0.05),
+            keras.optimizers.SGD(0.1),
             keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
         )
-        history = model.fit(x, y, epochs=4, batch_size=64, verbose=0)
+        history = model.fit(x, y, epochs=6, batch_size=64, verbose=0)
         return history.history["accuracy"][-1], history.history["loss"][-1]
 
     default_accuracy, default_loss = run(None)
     fixup_accuracy, _ = run("fixup")
-    assert fixup_accuracy > 0.9
-    assert not default_accuracy > 0.5 or not math.isfinite(default_loss), default_accuracy
+    # Keras's default (glorot_uniform): Var(x_32) ~ 1.5^32 Var(x_0), the loss overflows.
+    assert not math.isfinite(default_loss) or default_accuracy < 0.2, default_accuracy
+    assert fixup_accuracy > 0.85, fixup_accuracy
 
 
 # keras.applications and keras-hub
