@@ -137,8 +137,8 @@ def register_block(layer_class: type, function: BlockFunction) -> None:
         >>> register_block(Block, lambda b: [BlockBranch(end=b.w2, layers=(b.w1, b.w2))])
         >>> x = keras.Input((8,))
         >>> model = keras.Model(x, Block()(Block()(x)))
-        >>> [b.ends for b in residual_branches(model)]  # doctest: +ELLIPSIS
-        [('block/dense_.../kernel',), ('block_.../dense_.../kernel',)]
+        >>> [(b.index, b.block, b.shortcut, len(b.kernels)) for b in residual_branches(model)]
+        [(0, 0, 'block', 2), (1, 1, 'block', 2)]
     """
     if not (isinstance(layer_class, type) and issubclass(layer_class, keras.layers.Layer)):
         raise TypeError(
