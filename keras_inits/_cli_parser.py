@@ -66,6 +66,7 @@ EXPERIMENT_TITLES = {
     "zhao2022": (
         "Zhao et al. 2022: deterministic ZerO init trains a residual MLP like a random init"
     ),
+    "zhang2019": "Zhang et al. 2019: Fixup trains a deep residual MLP without normalization",
     "sigmoid": "The seeds' rule: a 5-layer sigmoid MLP needs Var(W) = 4 / fan_in",
 }
 

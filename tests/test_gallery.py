@@ -1,5 +1,6 @@
 """keras-inits reproduce: every experiment at its quick size, its files, and the usage errors."""
 
+import itertools
 import json
 import math
 
@@ -106,6 +107,15 @@ def _check_zhao2022(document):
         assert len(result["runs"]) == document["config"]["seeds"]
 
 
+def _check_zhang2019(document):
+    ratios = document["results"]["variance_ratio"]
+    default = next(v for label, v in ratios.items() if label.startswith("Keras default"))
+    # The default's ratio grows with depth; fixup's branches start at zero: exactly 1.
+    assert all(b is None or a is None or b > a for a, b in itertools.pairwise(default))
+    assert all(abs(v - 1.0) < 1e-5 for v in ratios["fixup"])
+    assert set(document["results"]["training"]) == set(ratios)
+
+
 CHECKS = {
     "glorot2010": _check_glorot2010,
     "saxe2014": _check_saxe2014,
@@ -113,6 +123,7 @@ CHECKS = {
     "he2015": _check_he2015,
     "mishkin2016": _check_mishkin2016,
     "zhao2022": _check_zhao2022,
+    "zhang2019": _check_zhang2019,
     "sigmoid": _check_sigmoid,
 }
 

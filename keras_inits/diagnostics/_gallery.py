@@ -729,6 +729,111 @@ def _plot_zhao2022(document: dict[str, Any], figure: Any) -> None:
     _axes(axes[1], "validation accuracy, one dot per seed", "", "accuracy")
 
 
+# ---------------------------------------------------------------- zhang2019
+
+# label -> the residual scheme (None: Keras's default glorot_uniform, as built).
+_ZHANG_SCHEMES: dict[str, str | None] = {
+    "Keras default (glorot_uniform)": None,
+    "fixup": "fixup",
+    "gpt2 (1/sqrt(L))": "gpt2",
+}
+
+
+def _plain_residual_mlp(blocks: int, seed: int) -> keras.Model:
+    """64 -> ``blocks`` blocks x + W2 relu(W1 x) of width 64 -> a linear output; no norm."""
+    inputs = keras.Input((64,))
+    h = inputs
+    for index in range(1, blocks + 1):
+        branch = keras.layers.Dense(64, "relu", name=f"block_{index}_a")(h)
+        branch = keras.layers.Dense(64, name=f"block_{index}_b")(branch)
+        h = keras.layers.Add(name=f"block_{index}_add")([h, branch])
+    head = keras.initializers.GlorotUniform(seed)
+    outputs = keras.layers.Dense(10, kernel_initializer=head, name="output")(h)
+    return keras.Model(inputs, outputs)
+
+
+def _zhang2019(quick: bool, seed: int) -> Outcome:
+    from keras_inits.model._residual import residual
+
+    size = _sizes(
+        quick,
+        {
+            "depths": [2, 4],
+            "train_blocks": 4,
+            "epochs": 1,
+            "batch_size": 128,
+            "lr": 0.1,
+            "train_samples": 512,
+        },
+        {
+            "depths": [8, 16, 32, 64, 128],
+            "train_blocks": 64,
+            "epochs": 10,
+            "batch_size": 64,
+            "lr": 0.05,
+        },
+    )
+    x, y, x_val, y_val = _digits(seed, size)
+    variance: dict[str, list[float | None]] = {label: [] for label in _ZHANG_SCHEMES}
+    for depth in size["depths"]:
+        keras.utils.set_random_seed(seed)
+        model = _plain_residual_mlp(depth, seed)
+        body = keras.Model(model.input, model.get_layer(f"block_{depth}_add").output)
+        start = model.get_weights()
+        for label, scheme in _ZHANG_SCHEMES.items():
+            model.set_weights(start)
+            if scheme is not None:
+                residual(model, scheme, seed=seed)  # type: ignore[arg-type]
+            out = keras.ops.convert_to_numpy(body(x_val, training=False))
+            variance[label].append(finite_or_none(float(np.var(out) / np.var(x_val))))
+    training: dict[str, Any] = {}
+    for label, scheme in _ZHANG_SCHEMES.items():
+        keras.utils.set_random_seed(seed)
+        model = _plain_residual_mlp(size["train_blocks"], seed)
+        if scheme is not None:
+            residual(model, scheme, seed=seed)  # type: ignore[arg-type]
+        model.compile(optimizer=keras.optimizers.SGD(size["lr"]), loss=_classifier_loss())
+        curve = _train(model, x, y, size["epochs"], size["batch_size"], seed)
+        training[label] = {
+            "loss_curve": [finite_or_none(v) for v in curve],
+            "train_accuracy": _accuracy(model, x, y),
+            "val_accuracy": _accuracy(model, x_val, y_val),
+        }
+    summary = {
+        label: {
+            "variance_ratio_at_depths": dict(
+                zip(map(str, size["depths"]), variance[label], strict=True)
+            ),
+            "final_loss": training[label]["loss_curve"][-1]
+            if training[label]["loss_curve"]
+            else None,
+            "val_accuracy": training[label]["val_accuracy"],
+        }
+        for label in _ZHANG_SCHEMES
+    }
+    return {
+        "config": size,
+        "results": {"variance_ratio": variance, "training": training},
+        "summary": summary,
+    }
+
+
+def _plot_zhang2019(document: dict[str, Any], figure: Any) -> None:
+    axes = figure.subplots(1, 2)
+    depths = document["config"]["depths"]
+    for position, (label, ratios) in enumerate(document["results"]["variance_ratio"].items()):
+        axes[0].plot(depths, [_nan(v) for v in ratios], "o-", color=f"C{position}", label=label)
+    axes[0].set_xscale("log", base=2)
+    _axes(axes[0], "at init: Var(x_L) / Var(x_0)", "residual blocks L", "variance ratio", log=True)
+    axes[0].legend(fontsize="small")
+    for position, (label, run) in enumerate(document["results"]["training"].items()):
+        curve = [_nan(v) for v in run["loss_curve"]]
+        axes[1].plot(range(1, len(curve) + 1), curve, color=f"C{position}", label=label)
+    blocks = document["config"]["train_blocks"]
+    _axes(axes[1], f"training, {blocks} blocks", "epoch", "mean batch loss", log=True)
+    axes[1].legend(fontsize="small")
+
+
 # ---------------------------------------------------------------- the table
 
 GLOROT = (
@@ -808,6 +913,18 @@ EXPERIMENTS: dict[str, Experiment] = {
             'Networks with only Zeros and Ones", TMLR, https://arxiv.org/abs/2110.12661',
             _zhao2022,
             _plot_zhao2022,
+        ),
+        Experiment(
+            "zhang2019",
+            "Zhang et al. 2019: Fixup trains a deep residual MLP without normalization",
+            "Without normalization, a residual network's output variance at init grows "
+            "with depth under standard inits, and a deep one fails to train; Fixup (each "
+            "branch's last layer zero, the others scaled by L^(-1/(2m-2))) keeps the output "
+            "variance bounded, so the same network trains without normalization.",
+            'Zhang, Dauphin & Ma, 2019, "Fixup Initialization: Residual Learning Without '
+            'Normalization", ICLR, https://arxiv.org/abs/1901.09321',
+            _zhang2019,
+            _plot_zhang2019,
         ),
         Experiment(
             "sigmoid",
