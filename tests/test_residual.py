@@ -443,25 +443,33 @@ def test_fixup_trains_a_deep_unnormalized_residual_mlp_the_default_cannot():
     def run(scheme):
         keras.utils.set_random_seed(0)
         inputs = keras.Input((64,))
-        h = L.Dense(64)(inputs)
+        h = L.Dense(32)(inputs)
         for _ in range(32):
-            h = h + L.Dense(64)(L.Dense(64, activation="relu")(h))
+            h = h + L.Dense(32)(L.Dense(32, activation="relu")(h))
         model = keras.Model(inputs, L.Dense(10)(h))
         if scheme:
             ki.residual(model, scheme, seed=0)
         model.compile(
-            keras.optimizers.SGD(0.1),
-            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["accuracy"],
+            keras.optimizers.SGD(0.1), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         )
-        history = model.fit(x, y, epochs=6, batch_size=64, verbose=0)
-        return history.history["accuracy"][-1], history.history["loss"][-1]
+        order = np.random.default_rng(0).permutation
+        losses = []
+        for _ in range(3):  # epochs of 64-image batches in a seeded order
+            batches = order(len(x))
+            for start in range(0, len(x) - 63, 64):
+                batch = batches[start : start + 64]
+                losses.append(float(model.train_on_batch(x[batch], y[batch])))
+                if not math.isfinite(losses[-1]):
+                    return losses, 0.0
+        logits = to_numpy(model(x, training=False))
+        return losses, float(np.mean(np.argmax(logits, axis=-1) == y))
 
-    default_accuracy, default_loss = run(None)
-    fixup_accuracy, _ = run("fixup")
     # Keras's default (glorot_uniform): Var(x_32) ~ 1.5^32 Var(x_0), the loss overflows.
-    assert not math.isfinite(default_loss) or default_accuracy < 0.2, default_accuracy
-    assert fixup_accuracy > 0.85, fixup_accuracy
+    default_losses, _ = run(None)
+    assert not math.isfinite(default_losses[-1]) and len(default_losses) < 27, default_losses
+    fixup_losses, fixup_accuracy = run("fixup")
+    assert all(math.isfinite(v) for v in fixup_losses)
+    assert fixup_accuracy > 0.8, fixup_accuracy
 
 
 # keras.applications and keras-hub
