@@ -420,6 +420,15 @@ def test_residual_errors_name_the_problem_and_change_nothing():
         prefix=True,
     )
     assert _same(before, post)
+    two = keras.Model(x, L.Dense(8)(L.Dense(8)(x)) + L.Dense(8)(L.Dense(8)(x)))
+    before = _values(two)
+    assert_error(
+        lambda: ki.residual(two, "fixup"),
+        ValueError,
+        "The residual detector cannot read layer",
+        prefix=True,
+    )
+    assert _same(before, two)
     plain = keras.Sequential([keras.Input((8,)), L.Dense(8)])
     assert_error(
         lambda: ki.residual(plain, "gpt2"),
@@ -427,6 +436,25 @@ def test_residual_errors_name_the_problem_and_change_nothing():
         "`model` has no residual branch for scheme 'gpt2' to scale",
         prefix=True,
     )
+
+
+def test_residual_draws_everything_before_it_assigns(monkeypatch):
+    from keras_inits.model import _residual
+
+    model = _mlp(3)
+    before = _values(model)
+    calls = []
+    real = _residual._redraw
+
+    def failing(*args):
+        calls.append(1)
+        if len(calls) == 4:  # the fourth of deepnorm's six draws (every kernel)
+            raise RuntimeError("draw failed")
+        return real(*args)
+
+    monkeypatch.setattr(_residual, "_redraw", failing)
+    assert_error(lambda: ki.residual(model, "deepnorm", seed=0), RuntimeError, "draw failed")
+    assert len(calls) == 4 and _same(before, model)
 
 
 # The fixup training evidence: a residual MLP without normalization on the digits
