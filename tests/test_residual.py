@@ -184,6 +184,23 @@ def test_branches_refuse_what_they_cannot_read():
         "keras_inits.model.register_block(Hidden, ...) or pass `branches=`. "
         "Received: layer=Hidden",
     )
+
+    class Subclassed(keras.Model):  # a model whose call the graph does not show
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = L.Dense(8)
+
+        def call(self, x):
+            return x + self.dense(x)
+
+    nested = keras.Model(x, Subclassed(name="sub")(x))
+    for model in (nested, nested.layers[-1]):
+        assert_error(
+            lambda m=model: ki.residual_branches(m),
+            ValueError,
+            "The residual detector cannot read layer 'sub' (Subclassed)",
+            prefix=True,
+        )
     register_block(Hidden, lambda b: [BlockBranch(end=b.outer, layers=(b.inner, b.outer))])
     (branch,) = ki.residual_branches(hidden)
     assert (branch.shortcut, branch.merge, len(branch.kernels)) == ("block", "hidden", 2)

@@ -208,6 +208,9 @@ def _kind(op: Any) -> Kind:
         return "block"
     if _is_graph(op):
         return "model"
+    if isinstance(op, keras.Model) and not isinstance(op, keras.Sequential):
+        # A subclassed model's call is Python the graph does not show.
+        return "unknown" if _kernels(op) else "plain"
     found = layout(op)
     if found is None:
         if not getattr(op, "weights", None):
@@ -324,6 +327,8 @@ def _tail(graph: _Graph, start: int, path: frozenset[int], merge: Any) -> tuple[
             ends.extend(_end_weights(op))
             continue
         if kind == "model":
+            if not _is_graph(op):
+                raise _unreadable(op, f"it ends the branch summed at {merge.name!r}")
             inner = _Graph(op)
             last = [inner.index[id(_compat.producer_node(t))] for t in op.outputs]
             for j in last:
