@@ -581,6 +581,8 @@ def _hub_backbones(keras_hub):
             hidden_dim=8,
             intermediate_dim=16,
             head_dim=4,
+            use_post_ffw_norm=True,  # Gemma 2's norms after each branch, before the sum
+            use_post_attention_norm=True,
         ),
     }
 
@@ -605,3 +607,10 @@ def test_keras_hub_blocks(name, layers):
     if name != "bert":
         ends = {path for b in branches for path in b.ends}
         assert changed == ends
+    if name == "gemma":  # its RMS norm multiplies by (1 + scale): no gamma to zero
+        assert_error(
+            lambda: ki.residual(model, "zero_gamma"),
+            ValueError,
+            "`scheme` 'zero_gamma' zeroes the scale of the normalization",
+            prefix=True,
+        )

@@ -196,6 +196,10 @@ def _scale_of(layer: Any) -> Any:
         return None
     for entry in found.weights:
         if entry.kind == "scale":
+            if entry.torch is not None and entry.torch.kind == "constant" and not entry.torch.value:
+                # A scale whose identity value is 0 multiplies by (1 + scale) (Gemma's
+                # RMS norm): zeroing it keeps the branch, so it is no gamma to zero.
+                return None
             return getattr(layer, entry.attribute, None)
     return None
 
