@@ -18,6 +18,7 @@ from keras_inits.model import (
     reinitialize,
     torch_defaults,
 )
+from keras_inits.model import lora, lora_delta
 from keras_inits.orthogonal import BlockOrthogonal, DeltaOrthogonal
 from keras_inits.small import SmallNormal, SmallUniform
 from keras_inits.sparse import Sparse
@@ -60,6 +61,8 @@ __all__ = [
     "gain_for",
     "get",
     "keras_equivalent",
+    "lora",
+    "lora_delta",
     "lsuv",
     "materialize",
     "names",

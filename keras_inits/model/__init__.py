@@ -10,6 +10,9 @@ reads it:
 - ``reinitialize(model)``: re-draws fan-scaled weights with their true fans.
 - ``lsuv(model, x)``: Mishkin & Matas's layer-sequential unit-variance init.
 - ``torch_defaults(model)``: PyTorch 2.x's ``reset_parameters``, weights and biases.
+- ``lora(model, rank)`` and ``lora_delta(model)``: Keras's LoRA with adapters
+  initialized from the weight (PiSSA, OLoRA) or as PEFT does, and the plain
+  update a trained adapter amounts to.
 - ``deferred()`` and ``materialize(model, weights)``: build without drawing, then
   load each weight once (or draw it with its own initializer).
 
@@ -34,6 +37,7 @@ from keras_inits.model._layouts import (
     layout,
     register_layout,
 )
+from keras_inits.model._lora import LoRARecord, lora, lora_delta
 from keras_inits.model._lsuv import LSUVRecord, lsuv
 from keras_inits.model._reinitialize import WeightChange, reinitialize
 from keras_inits.model._torch_defaults import torch_defaults
@@ -42,6 +46,7 @@ __all__ = [
     "Axis",
     "LSUVRecord",
     "LayerLayout",
+    "LoRARecord",
     "MaterializeReport",
     "TorchRule",
     "WeightChange",
@@ -49,6 +54,8 @@ __all__ = [
     "deferred",
     "fans",
     "layout",
+    "lora",
+    "lora_delta",
     "lsuv",
     "materialize",
     "register_layout",
