@@ -369,10 +369,10 @@ def lora(
 
     Example:
         >>> import keras
-        >>> model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(8)])
+        >>> model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(8, name="head")])
         >>> report = lora(model, rank=2, method="pissa", seed=0)
         >>> [(r.layer, r.rank, r.shape) for r in report]
-        [('dense', 2, (16, 8))]
+        [('head', 2, (16, 8))]
         >>> model.layers[0].lora_enabled
         True
 
@@ -473,7 +473,9 @@ def lora_delta(model: keras.Model) -> dict[str, np.ndarray]:
 
     a plain LoRA delta of rank <= 2r (PEFT's PiSSA/OLoRA conversion):
     adding it to the original kernel gives the trained layer, so it can be
-    merged, shared or applied to an unadapted copy of the model.
+    merged, shared or applied to an unadapted copy of the model. (Keras's
+    LoRA freezes the kernel only: a bias trains as usual and is not part of
+    the delta.)
 
     Args:
         model: A model ``lora`` adapted in this process (the initial A0, B0
@@ -493,8 +495,8 @@ def lora_delta(model: keras.Model) -> dict[str, np.ndarray]:
         >>> import keras
         >>> model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(8)])
         >>> _ = lora(model, rank=2, seed=0)
-        >>> {path: delta.shape for path, delta in lora_delta(model).items()}
-        {'sequential/dense/kernel': (16, 8)}
+        >>> [delta.shape for delta in lora_delta(model).values()]
+        [(16, 8)]
     """
     check_model(model)
     deltas: dict[str, np.ndarray] = {}
