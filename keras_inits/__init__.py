@@ -12,13 +12,14 @@ from keras_inits._registry import get, names
 from keras_inits.model import (
     deferred,
     fans,
+    lora,
+    lora_delta,
     lsuv,
     materialize,
     register_layout,
     reinitialize,
     torch_defaults,
 )
-from keras_inits.model import lora, lora_delta
 from keras_inits.orthogonal import BlockOrthogonal, DeltaOrthogonal
 from keras_inits.small import SmallNormal, SmallUniform
 from keras_inits.sparse import Sparse

@@ -145,7 +145,10 @@ def test_randomized_pissa_finds_the_head_and_is_seeded():
     report = ki.lora(first, rank=4, method="pissa", niter=4, seed=7)
     ki.lora(second, rank=4, method="pissa", niter=4, seed=7)
     ki.lora(other, rank=4, method="pissa", niter=4, seed=8)
-    assert math.isclose(report[0].energy, exact_report[0].energy, rel_tol=1e-4)
+    # The randomized head never holds more than the exact one, and close to it here
+    # (a range finder's error shrinks as (sigma_5 / sigma_4)^(2 niter + 1) = 0.7^9).
+    assert report[0].energy <= exact_report[0].energy * (1 + 1e-9)
+    assert math.isclose(report[0].energy, exact_report[0].energy, rel_tol=1e-2)
     np.testing.assert_array_equal(_adapter(first.layers[0])[0], _adapter(second.layers[0])[0])
     # Another seed, another test matrix: the same subspace, other rounding.
     assert not np.array_equal(_adapter(first.layers[0])[0], _adapter(other.layers[0])[0])
@@ -219,8 +222,12 @@ def test_layer_table_gives_keras_lora_axes():
 
 def _two_dense():
     return keras.Sequential(
-        [keras.Input((16,)), L.Dense(8, name="first"), L.LayerNormalization(name="norm"),
-         L.Dense(2, name="second")]
+        [
+            keras.Input((16,)),
+            L.Dense(8, name="first"),
+            L.LayerNormalization(name="norm"),
+            L.Dense(2, name="second"),
+        ]
     )
 
 

@@ -9,9 +9,11 @@ update of the original weight.
 
 The linear algebra runs in NumPy, in float64, on the host: the same SVD and
 QR on every backend (``keras.ops.svd`` differs in sign conventions and, on
-JAX without x64, in precision), so an int seed gives the same adapter
-everywhere; the randomized SVD's test matrix is drawn from the package's
-one random stream (``_sampling``). This module never draws with a backend's
+JAX without x64, in precision), so PiSSA and OLoRA give the same adapter
+on every backend. The draws (the zero-start methods' A, the randomized
+SVD's test matrix) come from the package's one random stream
+(``_sampling``): an int seed repeats them in every process, as every
+initializer here does (each backend has its own stream). This module never draws with a backend's
 own RNG and never changes a model it has refused.
 """
 
@@ -217,7 +219,9 @@ def _check_alpha(alpha: Any, rank: int) -> float:
         return float(rank)
     value = check_finite("alpha", alpha)
     if value == 0:
-        raise ValueError(f"`alpha` must be a nonzero finite number or None. Received: alpha={alpha!r}")
+        raise ValueError(
+            f"`alpha` must be a nonzero finite number or None. Received: alpha={alpha!r}"
+        )
     return value
 
 
@@ -334,8 +338,8 @@ def lora(
         "olora"       M^T = Q R: A = R_r^T, B = Q_r^T, W_base = M - s A B
 
     In every case the model's outputs are unchanged right after (up to float
-    rounding). The SVD and QR run in float64 NumPy on the host, so an int
-    seed gives the same adapter on every backend.
+    rounding). The SVD and QR run in float64 NumPy on the host, the same on
+    every backend.
 
     Save and load: Keras saves an adapted layer with the adapter merged into
     its kernel, and a reloaded layer has LoRA enabled with A = B = 0, so the
@@ -352,7 +356,7 @@ def lora(
             Conv1D-3D, Embedding), a regular expression matched against whole
             layer names (those that support LoRA), or a list of layer names
             (each must support it).
-        seed: An int (the same adapter on every backend), None or a
+        seed: An int (the same draws in every process), None or a
             ``keras.random.SeedGenerator``; the methods that draw use it.
         niter: For method="pissa": None (exact SVD) or the randomized SVD's
             number of power iterations (>= 0).
@@ -386,7 +390,7 @@ def lora(
     """
     check_model(model)
     rank = _check_rank(rank)
-    method = check_choice("method", method, METHODS)
+    method = check_choice("method", method, get_args(Method))
     scale_alpha = _check_alpha(alpha, rank)
     niter = _check_niter(niter, method)
     seed = check_seed(seed)
@@ -402,9 +406,13 @@ def lora(
         index = counter[0]
         counter[0] += 1
         if kind == "uniform":
-            values = in_shape(lambda s: _sampling.uniform(s, bound, "float32", next_seed(index)), shape)
+            values = in_shape(
+                lambda s: _sampling.uniform(s, bound, "float32", next_seed(index)), shape
+            )
         else:
-            values = in_shape(lambda s: _sampling.normal(s, 1.0, "float32", next_seed(index)), shape)
+            values = in_shape(
+                lambda s: _sampling.normal(s, 1.0, "float32", next_seed(index)), shape
+            )
         return to_numpy(values).astype(np.float64)
 
     planned = []
