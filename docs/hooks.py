@@ -35,6 +35,7 @@ GALLERY_ORDER = (
     "he2015",
     "mishkin2016",
     "zhao2022",
+    "meng2024",
     "sigmoid",
 )
 HELP_COLUMNS = "88"

@@ -66,6 +66,7 @@ EXPERIMENT_TITLES = {
     "zhao2022": (
         "Zhao et al. 2022: deterministic ZerO init trains a residual MLP like a random init"
     ),
+    "meng2024": "Meng et al. 2024: a PiSSA adapter fine-tunes faster than LoRA's default init",
     "sigmoid": "The seeds' rule: a 5-layer sigmoid MLP needs Var(W) = 4 / fan_in",
 }
 

@@ -106,6 +106,20 @@ def _check_zhao2022(document):
         assert len(result["runs"]) == document["config"]["seeds"]
 
 
+def _check_meng2024(document):
+    summary = document["summary"]
+    methods = [m for m in summary if m != "pretrained"]
+    assert methods == ["keras", "peft", "gaussian", "pissa", "olora"]
+    # lora leaves the outputs unchanged: every method starts from the pretrained loss.
+    starts = [summary[m]["initial_loss"] for m in methods]
+    assert max(starts) - min(starts) <= 1e-4 * max(starts)
+    for method in methods:
+        energy = summary[method]["adapter_energy_mean"]
+        assert (energy > 0) == (method in ("pissa", "olora"))
+        for run in document["results"][method]["runs"]:
+            assert run["steps"][0] == 0 and _finite(run["train_loss"])
+
+
 CHECKS = {
     "glorot2010": _check_glorot2010,
     "saxe2014": _check_saxe2014,
@@ -113,6 +127,7 @@ CHECKS = {
     "he2015": _check_he2015,
     "mishkin2016": _check_mishkin2016,
     "zhao2022": _check_zhao2022,
+    "meng2024": _check_meng2024,
     "sigmoid": _check_sigmoid,
 }
 
