@@ -807,7 +807,12 @@ def _meng2024(quick: bool, seed: int) -> Outcome:
             steps: list[int] = []
             losses: list[float | None] = []
 
-            def record(step: int, model: keras.Model = model) -> None:
+            def record(
+                step: int,
+                model: keras.Model = model,
+                steps: list[int] = steps,
+                losses: list[float | None] = losses,
+            ) -> None:
                 steps.append(step)
                 losses.append(finite_or_none(_mean_loss(model, x_shift, y)))
 
