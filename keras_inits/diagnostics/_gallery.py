@@ -39,6 +39,7 @@ from keras_inits.diagnostics._compare import (
     run_compare,
 )
 from keras_inits.diagnostics._stats import finite_or_none, format_table, layer_stats
+from keras_inits.model._lora import Method, lora
 
 __all__ = [
     "DOCUMENT_KEYS",
@@ -732,7 +733,7 @@ def _plot_zhao2022(document: dict[str, Any], figure: Any) -> None:
 # ---------------------------------------------------------------- meng2024
 
 # The LoRA inits compared: Keras's own, PEFT's default, PEFT's gaussian, PiSSA, OLoRA.
-_LORA_METHODS = ("keras", "peft", "gaussian", "pissa", "olora")
+_LORA_METHODS: tuple[Method, ...] = ("keras", "peft", "gaussian", "pissa", "olora")
 
 
 def _mirrored(x: np.ndarray) -> np.ndarray:
@@ -753,8 +754,6 @@ def _mean_loss(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def _meng2024(quick: bool, seed: int) -> Outcome:
-    from keras_inits.model._lora import lora  # the gallery's one use of the model level
-
     size = _sizes(
         quick,
         {
