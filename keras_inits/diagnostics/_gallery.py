@@ -837,7 +837,7 @@ def _meng2024(quick: bool, seed: int) -> Outcome:
             )
     steps_per_epoch = math.ceil(len(x) / size["batch_size"])
     summary: dict[str, Any] = {"pretrained": pretrained_accuracy}
-    for method, result in results.items():
+    for name, result in results.items():
         runs = result["runs"]
 
         def at(run: dict[str, Any], step: int) -> float:
@@ -852,7 +852,7 @@ def _meng2024(quick: bool, seed: int) -> Outcome:
             ]
             return below[0] if below else None
 
-        summary[method] = {
+        summary[name] = {
             "initial_loss": float(np.mean([_nan(r["train_loss"][0]) for r in runs])),
             "loss_after_epoch_1": float(np.mean([at(r, steps_per_epoch) for r in runs])),
             "final_loss": float(np.mean([_nan(r["train_loss"][-1]) for r in runs])),
