@@ -99,10 +99,9 @@ def report(case: str, times: dict[str, list[float]]) -> list[str]:
     lines = []
     for name, values in times.items():
         ratios = [v / b for v, b in zip(values, base, strict=True)]
-        lines.append(
-            f"| {keras.backend.backend()} | {case} | {name} | {1000 * statistics.median(values):.0f}"
-            f" | {statistics.median(ratios):.1f}x |"
-        )
+        ms = 1000 * statistics.median(values)
+        ratio = statistics.median(ratios)
+        lines.append(f"| {keras.backend.backend()} | {case} | {name} | {ms:.0f} | {ratio:.1f}x |")
     return lines
 
 
