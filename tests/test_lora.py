@@ -12,7 +12,10 @@ import keras
 import numpy as np
 import pytest
 from helpers import assert_error, assert_matches, std_tolerance, to_numpy
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
+from test_properties import ANY_VALUE, PROPERTY, assert_our_error
 
 import keras_inits as ki
 from keras_inits.model import layout
@@ -445,3 +448,62 @@ def test_saved_model_reloads_with_identical_predictions(tmp_path):
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
     assert float(completed.stdout.strip().splitlines()[-1]) <= RELATIVE
+
+
+# Any arguments: adapters that keep the outputs, or an error in the house grammar
+
+ARGUMENTS = st.one_of(ANY_VALUE, st.integers(min_value=1, max_value=4))
+
+
+@settings(PROPERTY, max_examples=40)
+@given(
+    rank=ARGUMENTS,
+    method=st.one_of(st.sampled_from(METHODS), ANY_VALUE),
+    alpha=st.one_of(st.none(), st.sampled_from([1e-30, 1e30, -2.0, 0.5]), ANY_VALUE),
+    niter=st.one_of(st.none(), st.integers(min_value=0, max_value=3), ANY_VALUE),
+    layers=st.one_of(st.none(), st.sampled_from(["first", "s.*", ["second"], "("]), ANY_VALUE),
+)
+def test_any_arguments_keep_the_outputs_or_fail_in_our_words(rank, method, alpha, niter, layers):
+    model = _two_dense()
+    x = _batch((3, 16), "float")
+    before_out, before = to_numpy(model(x)), _weights(model)
+    try:
+        report = ki.lora(model, rank, method, alpha=alpha, layers=layers, niter=niter, seed=0)
+    except Exception as error:
+        assert_our_error(error)
+        _untouched(model, before)
+        return
+    assert report
+    after = to_numpy(model(x))
+    assert np.max(np.abs(after - before_out)) <= 1e-4 * np.max(np.abs(before_out))
+
+
+@pytest.mark.parametrize(("method", "alpha"), [("pissa", 1e-80), ("pissa", 1e80), ("olora", 1e9)])
+def test_an_alpha_float32_cannot_hold_is_refused(method, alpha):
+    # PiSSA's A, B ~ sqrt(sigma * r / alpha) overflow (1e-80) or underflow (1e80) float32;
+    # OLoRA's residual W - s A B cancels about 9 digits at s = 5e8.
+    model = _two_dense()
+    before = _weights(model)
+    assert_error(
+        lambda: ki.lora(model, 2, method, alpha=alpha),
+        ValueError,
+        "`alpha` gives layer 'first' an adapter that float32 (the dtype of Keras's LoRA "
+        "weights) cannot hold without changing the layer's output (A and B overflow, underflow "
+        f"or cancel); choose alpha nearer the rank. Received: alpha={alpha!r}",
+    )
+    _untouched(model, before)
+
+
+def test_a_non_finite_kernel_is_refused_naming_the_layer():
+    model = _two_dense()
+    kernel = to_numpy(model.get_layer("second").kernel)
+    kernel[0, 0] = np.nan
+    model.get_layer("second").kernel.assign(kernel)
+    before = _weights(model)
+    assert_error(
+        lambda: ki.lora(model, 1),
+        ValueError,
+        "Layer 'second' (Dense) has non-finite values in its kernel, so no adapter can start "
+        "from it. Received: layer='second'",
+    )
+    _untouched(model, before)

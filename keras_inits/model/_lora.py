@@ -305,6 +305,41 @@ def _factors(
     return r[:rank].T.copy(), q[:, :rank].T.copy()
 
 
+def _check_representable(
+    target: _Target,
+    matrix: np.ndarray,
+    residual: np.ndarray | None,
+    a32: np.ndarray,
+    b32: np.ndarray,
+    scale: float,
+    alpha: Any,
+) -> None:
+    """Refuses an ``alpha`` whose float32 adapter cannot give the weight back.
+
+    Keras holds A and B in float32. PiSSA scales them by sqrt(r / alpha), so an
+    extreme alpha overflows or underflows them; OLoRA's residual W - s A B
+    cancels ever more digits as s grows. Either way the layer's output would
+    change, which ``lora`` promises it does not.
+    """
+    finite = bool(np.all(np.isfinite(a32)) and np.all(np.isfinite(b32)))
+    error = 0.0
+    if finite and residual is not None:  # the zero-start methods leave the kernel as it is
+        with np.errstate(all="ignore"):  # as Keras computes it: s * (A @ B) in float32
+            rebuilt = residual.astype(np.float32) + np.float32(scale) * (a32 @ b32)
+        difference = rebuilt.astype(np.float64) - matrix
+        if np.all(np.isfinite(difference)):
+            error = float(np.linalg.norm(difference)) / max(float(np.linalg.norm(matrix)), 1e-30)
+        else:
+            error = math.inf
+    if not (finite and error <= 1e-4):
+        raise ValueError(
+            f"`alpha` gives layer {target.layer.name!r} an adapter that float32 (the dtype of "
+            "Keras's LoRA weights) cannot hold without changing the layer's output (A and B "
+            "overflow, underflow or cancel); choose alpha nearer the rank. "
+            f"Received: alpha={alpha!r}"
+        )
+
+
 def lora(
     model: keras.Model,
     rank: int,
@@ -419,6 +454,12 @@ def lora(
     for target in targets:
         shape = shape_of(target.variable)
         matrix = to_numpy(target.variable).astype(np.float64).reshape(target.rows, target.cols)
+        if not np.all(np.isfinite(matrix)):
+            raise ValueError(
+                f"Layer {target.layer.name!r} ({type(target.layer).__name__}) has non-finite "
+                f"values in its {target.entry.attribute}, so no adapter can start from it. "
+                f"Received: layer={target.layer.name!r}"
+            )
         a, b = _factors(
             method,
             matrix,
@@ -429,13 +470,15 @@ def lora(
             lambda s: draw("normal", s),
             lambda s, bound: draw("uniform", s, bound),
         )
+        with np.errstate(over="ignore"):  # an overflow is refused just below
+            a32, b32 = a.astype(np.float32), b.astype(np.float32)
         delta = scale * (a @ b)
         residual = matrix - delta if method in _FROM_WEIGHT else None
+        _check_representable(target, matrix, residual, a32, b32, scale, alpha)
         total = float(np.sum(matrix**2))
         energy = float(np.sum(delta**2)) / total if total > 0 else 0.0
         norm = float(np.linalg.norm(matrix - delta))
-        a32 = a.astype(np.float32).reshape((*shape[:-1], rank))
-        b32 = b.astype(np.float32)
+        a32 = a32.reshape((*shape[:-1], rank))
         planned.append((target, shape, a32, b32, residual, energy, norm))
 
     # Everything is checked and drawn: now change the model.
