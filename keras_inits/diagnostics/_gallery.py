@@ -765,7 +765,7 @@ def _meng2024(quick: bool, seed: int) -> Outcome:
             "lr": 1e-3,
             "every": 2,
             "seeds": 1,
-            "loss_threshold": 0.1,
+            "loss_threshold": 1.0,
             "train_samples": 512,
         },
         {
@@ -777,7 +777,7 @@ def _meng2024(quick: bool, seed: int) -> Outcome:
             "lr": 1e-3,
             "every": 5,
             "seeds": 3,
-            "loss_threshold": 0.1,
+            "loss_threshold": 1.0,
         },
     )
     x, y, x_val, y_val = _digits(seed, size)
