@@ -376,6 +376,10 @@ def lora(
     rounding). The SVD and QR run in float64 NumPy on the host, the same on
     every backend.
 
+    Quantization: a quantized layer is refused; call ``lora`` first and
+    ``model.quantize(...)`` after, and Keras quantizes the frozen base (for
+    PiSSA the residual, PiSSA's QPiSSA) while the adapter stays float32.
+
     Save and load: Keras saves an adapted layer with the adapter merged into
     its kernel, and a reloaded layer has LoRA enabled with A = B = 0, so the
     reloaded model predicts the same; ``lora_delta`` needs the layers ``lora``
