@@ -533,3 +533,21 @@ def test_quantizing_after_pissa_quantizes_the_residual_with_less_error():
     plain_error = np.linalg.norm(to_numpy(plain(x)) - exact)
     pissa_error = np.linalg.norm(to_numpy(adapted(x)) - exact)
     assert pissa_error < 0.5 * plain_error, (pissa_error, plain_error)
+
+
+@pytest.mark.parametrize("method", ["pissa", "olora"])
+def test_attention_projections_are_adapted_as_keras_matricizes_them(method):
+    inputs = keras.Input((5, 16))
+    outputs = L.MultiHeadAttention(num_heads=2, key_dim=8, name="attention")(inputs, inputs)
+    model = keras.Model(inputs, outputs)
+    x = _batch((3, 5, 16), "float")
+    before = to_numpy(model(x))
+    report = ki.lora(model, rank=4, method=method, seed=0)
+    assert [r.layer for r in report] == ["query", "key", "value", "attention_output"]
+    # query (16, 2, 8): A (16, 2, r), B (r, 8); output (2, 8, 16): A (2, 8, r), B (r, 16).
+    assert [r.shape for r in report] == [(32, 8), (32, 8), (32, 8), (16, 16)]
+    attention = model.get_layer("attention")
+    assert tuple(attention._query_dense.lora_kernel_a.shape) == (16, 2, 4)
+    assert tuple(attention._output_dense.lora_kernel_b.shape) == (4, 16)
+    after = to_numpy(model(x))
+    assert np.max(np.abs(after - before)) <= RELATIVE * np.max(np.abs(before))
