@@ -551,3 +551,24 @@ def test_attention_projections_are_adapted_as_keras_matricizes_them(method):
     assert tuple(attention._output_dense.lora_kernel_b.shape) == (4, 16)
     after = to_numpy(model(x))
     assert np.max(np.abs(after - before)) <= RELATIVE * np.max(np.abs(before))
+
+
+@pytest.mark.parametrize(
+    ("layer", "shape"),
+    [
+        (lambda: L.Conv1D(6, 3, name="adapted"), (2, 9, 4)),
+        (lambda: L.Conv3D(4, 2, name="adapted"), (2, 4, 4, 4, 3)),
+        (lambda: L.Conv2D(8, 3, groups=2, name="adapted"), (2, 6, 6, 4)),
+    ],
+    ids=["conv1d", "conv3d", "grouped_conv2d"],
+)
+@pytest.mark.parametrize("method", ["pissa", "olora", "orthogonal"])
+def test_other_convolutions_keep_their_outputs(layer, shape, method):
+    model = keras.Sequential([keras.Input(shape[1:]), layer()])
+    x = _batch(shape, "float")
+    before = to_numpy(model(x))
+    kernel = tuple(model.layers[0].kernel.shape)
+    report = ki.lora(model, rank=2, method=method, seed=0)
+    assert report[0].shape == (math.prod(kernel[:-1]), kernel[-1])
+    after = to_numpy(model(x))
+    assert np.max(np.abs(after - before)) <= RELATIVE * np.max(np.abs(before))
