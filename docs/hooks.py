@@ -36,6 +36,7 @@ GALLERY_ORDER = (
     "mishkin2016",
     "zhao2022",
     "zhang2019",
+    "meng2024",
     "sigmoid",
 )
 HELP_COLUMNS = "88"

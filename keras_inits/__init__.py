@@ -12,6 +12,8 @@ from keras_inits._registry import get, names
 from keras_inits.model import (
     deferred,
     fans,
+    lora,
+    lora_delta,
     lsuv,
     materialize,
     register_layout,
@@ -62,6 +64,8 @@ __all__ = [
     "gain_for",
     "get",
     "keras_equivalent",
+    "lora",
+    "lora_delta",
     "lsuv",
     "materialize",
     "names",

@@ -67,6 +67,7 @@ EXPERIMENT_TITLES = {
         "Zhao et al. 2022: deterministic ZerO init trains a residual MLP like a random init"
     ),
     "zhang2019": "Zhang et al. 2019: Fixup trains a deep residual MLP without normalization",
+    "meng2024": "Meng et al. 2024: a PiSSA adapter fine-tunes faster than LoRA's default init",
     "sigmoid": "The seeds' rule: a 5-layer sigmoid MLP needs Var(W) = 4 / fan_in",
 }
 

@@ -144,3 +144,15 @@ def test_block_accepts_this_backends_real_tensors():
     value = keras.ops.ones((3,))
     assert block(value) is value
     assert block([value, (value,)])[0] is value
+
+
+@pytest.mark.slow
+def test_lora_benchmark_runs():
+    completed = run_script(
+        "bench_lora.py", "--size", "32", "--rank", "2", "--rounds", "1", "--hidden", "16",
+        "--layers", "1", "--heads", "2", "--vocabulary", "32",
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    for method in ("keras enable_lora", "pissa, exact SVD", "pissa, niter=4"):
+        assert f"| Dense (32, 32) | {method} |" in completed.stdout, method
+    assert "hidden 16: 6 kernels | pissa, exact SVD |" in completed.stdout

@@ -116,6 +116,20 @@ def _check_zhang2019(document):
     assert set(document["results"]["training"]) == set(ratios)
 
 
+def _check_meng2024(document):
+    summary = document["summary"]
+    methods = [m for m in summary if m != "pretrained"]
+    assert methods == ["keras", "peft", "gaussian", "pissa", "olora"]
+    # lora leaves the outputs unchanged: every method starts from the pretrained loss.
+    starts = [summary[m]["initial_loss"] for m in methods]
+    assert max(starts) - min(starts) <= 1e-4 * max(starts)
+    for method in methods:
+        energy = summary[method]["adapter_energy_mean"]
+        assert (energy > 0) == (method in ("pissa", "olora"))
+        for run in document["results"][method]["runs"]:
+            assert run["steps"][0] == 0 and _finite(run["train_loss"])
+
+
 CHECKS = {
     "glorot2010": _check_glorot2010,
     "saxe2014": _check_saxe2014,
@@ -124,6 +138,7 @@ CHECKS = {
     "mishkin2016": _check_mishkin2016,
     "zhao2022": _check_zhao2022,
     "zhang2019": _check_zhang2019,
+    "meng2024": _check_meng2024,
     "sigmoid": _check_sigmoid,
 }
 

@@ -39,6 +39,7 @@ from keras_inits.diagnostics._compare import (
     run_compare,
 )
 from keras_inits.diagnostics._stats import finite_or_none, format_table, layer_stats
+from keras_inits.model._lora import Method, lora
 
 __all__ = [
     "DOCUMENT_KEYS",
@@ -834,6 +835,159 @@ def _plot_zhang2019(document: dict[str, Any], figure: Any) -> None:
     axes[1].legend(fontsize="small")
 
 
+# ---------------------------------------------------------------- meng2024
+
+# The LoRA inits compared: Keras's own, PEFT's default, PEFT's gaussian, PiSSA, OLoRA.
+_LORA_METHODS: tuple[Method, ...] = ("keras", "peft", "gaussian", "pissa", "olora")
+
+
+def _mirrored(x: np.ndarray) -> np.ndarray:
+    """The shifted task: each 8x8 digit mirrored left to right (the labels kept)."""
+    return np.ascontiguousarray(x.reshape(-1, 8, 8)[:, :, ::-1].reshape(-1, 64))
+
+
+def _lora_mlp(width: int) -> keras.Model:
+    inputs = keras.Input((64,))
+    h = keras.layers.Dense(width, "relu", name="dense_1")(inputs)
+    h = keras.layers.Dense(width, "relu", name="dense_2")(h)
+    return keras.Model(inputs, keras.layers.Dense(10, name="output")(h))
+
+
+def _mean_loss(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
+    logits = model(x, training=False)
+    return float(keras.ops.convert_to_numpy(_classifier_loss()(y, logits)))
+
+
+def _meng2024(quick: bool, seed: int) -> Outcome:
+    size = _sizes(
+        quick,
+        {
+            "width": 32,
+            "pretrain_epochs": 2,
+            "epochs": 1,
+            "batch_size": 128,
+            "rank": 2,
+            "lr": 1e-3,
+            "every": 2,
+            "seeds": 1,
+            "loss_threshold": 1.0,
+            "train_samples": 512,
+        },
+        {
+            "width": 128,
+            "pretrain_epochs": 20,
+            "epochs": 10,
+            "batch_size": 64,
+            "rank": 4,
+            "lr": 1e-3,
+            "every": 5,
+            "seeds": 3,
+            "loss_threshold": 1.0,
+        },
+    )
+    x, y, x_val, y_val = _digits(seed, size)
+    x_shift, x_val_shift = _mirrored(x), _mirrored(x_val)
+    results: dict[str, Any] = {method: {"runs": []} for method in _LORA_METHODS}
+    pretrained_accuracy = []
+    for offset in range(size["seeds"]):
+        run_seed = seed + offset
+        keras.utils.set_random_seed(run_seed)
+        base = _lora_mlp(size["width"])
+        base.compile(optimizer=keras.optimizers.Adam(size["lr"]), loss=_classifier_loss())
+        _train(base, x, y, size["pretrain_epochs"], size["batch_size"], run_seed)
+        weights = base.get_weights()
+        pretrained_accuracy.append(
+            {
+                "seed": run_seed,
+                "original_val_accuracy": _accuracy(base, x_val, y_val),
+                "shifted_val_accuracy": _accuracy(base, x_val_shift, y_val),
+            }
+        )
+        for method in _LORA_METHODS:
+            model = _lora_mlp(size["width"])
+            model.set_weights(weights)
+            report = lora(model, rank=size["rank"], method=method, seed=run_seed)
+            model.compile(optimizer=keras.optimizers.Adam(size["lr"]), loss=_classifier_loss())
+            steps: list[int] = []
+            losses: list[float | None] = []
+
+            def record(
+                step: int,
+                model: keras.Model = model,
+                steps: list[int] = steps,
+                losses: list[float | None] = losses,
+            ) -> None:
+                steps.append(step)
+                losses.append(finite_or_none(_mean_loss(model, x_shift, y)))
+
+            curve = _train(
+                model,
+                x_shift,
+                y,
+                size["epochs"],
+                size["batch_size"],
+                run_seed,
+                every=size["every"],
+                on_record=record,
+            )
+            results[method]["runs"].append(
+                {
+                    "seed": run_seed,
+                    "adapter_energy": [r.energy for r in report],
+                    "steps": steps,
+                    "train_loss": losses,
+                    "loss_curve": [finite_or_none(v) for v in curve],
+                    "val_accuracy": _accuracy(model, x_val_shift, y_val),
+                }
+            )
+    steps_per_epoch = math.ceil(len(x) / size["batch_size"])
+    summary: dict[str, Any] = {"pretrained": pretrained_accuracy}
+    for name, result in results.items():
+        runs = result["runs"]
+
+        def at(run: dict[str, Any], step: int) -> float:
+            index = max(i for i, s in enumerate(run["steps"]) if s <= step)
+            return _nan(run["train_loss"][index])
+
+        def reached(run: dict[str, Any]) -> int | None:
+            below = [
+                s
+                for s, v in zip(run["steps"], run["train_loss"], strict=True)
+                if v is not None and v <= size["loss_threshold"]
+            ]
+            return below[0] if below else None
+
+        summary[name] = {
+            "initial_loss": float(np.mean([_nan(r["train_loss"][0]) for r in runs])),
+            "loss_after_epoch_1": float(np.mean([at(r, steps_per_epoch) for r in runs])),
+            "final_loss": float(np.mean([_nan(r["train_loss"][-1]) for r in runs])),
+            "steps_to_threshold": [reached(r) for r in runs],
+            "val_accuracy_mean": float(np.mean([r["val_accuracy"] for r in runs])),
+            "adapter_energy_mean": float(np.mean([np.mean(r["adapter_energy"]) for r in runs])),
+        }
+    return {"config": size, "results": results, "summary": summary}
+
+
+def _plot_meng2024(document: dict[str, Any], figure: Any) -> None:
+    axes = figure.subplots(1, 2)
+    for position, (method, result) in enumerate(document["results"].items()):
+        color = f"C{position}"
+        for index, run in enumerate(result["runs"]):
+            curve = [_nan(v) for v in run["train_loss"]]
+            axes[0].plot(
+                run["steps"], curve, color=color, alpha=0.8, label=method if index == 0 else None
+            )
+        accuracies = [run["val_accuracy"] for run in result["runs"]]
+        axes[1].scatter([position] * len(accuracies), accuracies, color=color)
+    _axes(axes[0], "training loss on the mirrored digits, one line per seed", "step", "loss")
+    axes[0].set_yscale("log")
+    axes[0].legend(fontsize="small")
+    methods = list(document["results"])
+    axes[1].set_xticks(range(len(methods)), methods)
+    axes[1].set_xlim(-0.5, len(methods) - 0.5)
+    _axes(axes[1], "validation accuracy after fine-tuning, one dot per seed", "", "accuracy")
+
+
 # ---------------------------------------------------------------- the table
 
 GLOROT = (
@@ -925,6 +1079,18 @@ EXPERIMENTS: dict[str, Experiment] = {
             'Normalization", ICLR, https://arxiv.org/abs/1901.09321',
             _zhang2019,
             _plot_zhang2019,
+        ),
+        Experiment(
+            "meng2024",
+            "Meng et al. 2024: a PiSSA adapter fine-tunes faster than LoRA's default init",
+            "Initializing a LoRA adapter from the weight's principal singular vectors (A, B "
+            "from the top-r SVD, the frozen base the residual), rather than A random and B = 0, "
+            "leaves the model's outputs unchanged at the start but makes fine-tuning converge "
+            "faster and to a lower loss (their Figure 3 and Section 5).",
+            'Meng, Wang & Zhang, 2024, "PiSSA: Principal Singular Values and Singular Vectors '
+            'Adaptation of Large Language Models", NeurIPS, https://arxiv.org/abs/2404.02948',
+            _meng2024,
+            _plot_meng2024,
         ),
         Experiment(
             "sigmoid",

@@ -10,6 +10,9 @@ reads it:
 - ``reinitialize(model)``: re-draws fan-scaled weights with their true fans.
 - ``lsuv(model, x)``: Mishkin & Matas's layer-sequential unit-variance init.
 - ``torch_defaults(model)``: PyTorch 2.x's ``reset_parameters``, weights and biases.
+- ``lora(model, rank)`` and ``lora_delta(model)``: Keras's LoRA with adapters
+  initialized from the weight (PiSSA, OLoRA) or as PEFT does, and the plain
+  update a trained adapter amounts to.
 - ``deferred()`` and ``materialize(model, weights)``: build without drawing, then
   load each weight once (or draw it with its own initializer).
 - ``residual_branches(model)`` and ``residual(model, scheme)``: the residual
@@ -42,6 +45,7 @@ from keras_inits.model._layouts import (
     layout,
     register_layout,
 )
+from keras_inits.model._lora import LoRARecord, lora, lora_delta
 from keras_inits.model._lsuv import LSUVRecord, lsuv
 from keras_inits.model._reinitialize import WeightChange, reinitialize
 from keras_inits.model._residual import ResidualChange, residual
@@ -52,6 +56,7 @@ __all__ = [
     "BlockBranch",
     "LSUVRecord",
     "LayerLayout",
+    "LoRARecord",
     "MaterializeReport",
     "ResidualBranch",
     "ResidualChange",
@@ -61,6 +66,8 @@ __all__ = [
     "deferred",
     "fans",
     "layout",
+    "lora",
+    "lora_delta",
     "lsuv",
     "materialize",
     "register_block",

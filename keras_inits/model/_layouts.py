@@ -151,6 +151,9 @@ class WeightLayout:
             no PyTorch module matches.
         tied: "output_projection" for a table that is also the (transposed)
             output projection of a tied LM head, else None.
+        lora: Whether Keras's ``enable_lora`` adapts this weight (its
+            ``lora_<attribute>_a`` and ``_b`` are added to it); ``lora_axes``
+            says how it is matricized.
     """
 
     attribute: str
@@ -162,6 +165,7 @@ class WeightLayout:
     gates: int = 1
     torch: TorchRule | None = None
     tied: Tie | None = None
+    lora: bool = False
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -169,7 +173,7 @@ class WeightLayout:
 
     @property
     def in_axes(self) -> tuple[int, ...]:
-        """The axes that make a matrix's rows (LoRA's A side): receptive field, input, rows."""
+        """The axes that make a matrix's rows: receptive field, input, a table's rows."""
         return tuple(
             i
             for i, axis in enumerate(self.axes)
@@ -178,8 +182,24 @@ class WeightLayout:
 
     @property
     def out_axes(self) -> tuple[int, ...]:
-        """The axes that make a matrix's columns (LoRA's B side)."""
+        """The axes that make a matrix's columns: the outputs."""
         return tuple(i for i, axis in enumerate(self.axes) if axis.side == "out")
+
+    @property
+    def lora_axes(self) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+        """How Keras's LoRA matricizes the weight: (A's axes, B's axes); None: it adapts none.
+
+        ``enable_lora(rank)`` adds (alpha / rank) * A @ B, A of shape
+        (*shape[:-1], rank) and B of shape (rank, shape[-1]): the rows are every
+        axis but the last, whatever their roles. That is ``in_axes`` and
+        ``out_axes`` for Dense, Conv* and Embedding, but not for an EinsumDense
+        with several output axes: a query kernel (dim, heads, key_dim) is
+        adapted as a (dim * heads, key_dim) matrix.
+        """
+        if not self.lora:
+            return None
+        last = len(self.axes) - 1
+        return tuple(range(last)), (last,)
 
     @property
     def width_axes(self) -> tuple[int, ...]:
@@ -379,9 +399,16 @@ def _dense(layer: Any) -> LayerLayout:
         fan_in=fan_in,
         fan_out=fan_out,
         torch=_uniform(fan_in),
+        lora=_has_lora(layer),
     )
     bias = _vector(layer, "bias", "bias_initializer", "bias", _uniform(fan_in))
     return LayerLayout(weights=(kernel, *bias), pre_activation="kernel")
+
+
+def _has_lora(layer: Any) -> bool:
+    # Keras's Dense, EinsumDense, Conv1D-3D and Embedding have `enable_lora`
+    # (since Keras 3.0); a subclass that removes it adapts nothing.
+    return callable(getattr(layer, "enable_lora", None))
 
 
 def einsum_axes(equation: str, shape: Sequence[int]) -> tuple[Axis, ...]:
@@ -417,6 +444,7 @@ def _einsum_dense(layer: Any) -> LayerLayout:
         axes=axes,
         fan_in=fan_in,
         fan_out=fan_out,
+        lora=_has_lora(layer),
     )
     bias = _vector(layer, "bias", "bias_initializer", "bias")
     return LayerLayout(weights=(kernel, *bias), pre_activation="kernel")
@@ -435,6 +463,7 @@ def _conv(layer: Any) -> LayerLayout:
         fan_in=k * group_channels,
         fan_out=_count(k * filters / (groups * s)),
         torch=torch,
+        lora=_has_lora(layer),
     )
     bias = _vector(layer, "bias", "bias_initializer", "bias", torch)
     return LayerLayout(weights=(kernel, *bias), pre_activation="kernel")
@@ -519,6 +548,7 @@ def _embedding(layer: Any) -> LayerLayout:
         fan_out=dim,
         torch=TorchRule(kind="normal"),
         tied=tied,
+        lora=_has_lora(layer),
     )
     weights = [table]
     reverse = getattr(layer, "reverse_embeddings", None)

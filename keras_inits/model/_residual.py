@@ -224,8 +224,9 @@ def residual(
     A sum that feeds a normalization (post-LN) takes only "deepnorm"; the
     others are refused there. A normalization after a branch's last kernel
     (ResNet v1's BatchNormalization) undoes that kernel's scale once it
-    normalizes: there "zero_gamma" is the scheme that sets the branch's scale. Everything is planned and drawn before
-    anything is assigned: on any error the model is unchanged.
+    normalizes: there "zero_gamma" is the scheme that sets the branch's scale.
+    Everything is planned and drawn before anything is assigned: on any error
+    the model is unchanged.
 
     Args:
         model: A built model or layer (Sequential, functional, nested, or
