@@ -19,7 +19,7 @@ from keras_inits.model import (
     torch_defaults,
 )
 from keras_inits.orthogonal import BlockOrthogonal, DeltaOrthogonal
-from keras_inits.small import SmallNormal, SmallUniform
+from keras_inits.small import BoundedNormal, SmallNormal, SmallUniform
 from keras_inits.sparse import Sparse
 from keras_inits.structural import ICNR, Bilinear, ConvIdentity, HadamardIdentity
 from keras_inits.variance import (
@@ -38,6 +38,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ActivationScaled",
     "Bilinear",
+    "BoundedNormal",
     "ConvIdentity",
     "HadamardIdentity",
     "ICNR",

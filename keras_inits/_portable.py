@@ -70,6 +70,8 @@ def keras_equivalent(initializer: Any) -> keras.initializers.Initializer | None:
     seed = getattr(initializer, "seed", None)
     seed = int(seed) if isinstance(seed, int) else seed
     if isinstance(initializer, VarianceScaling):
+        if initializer.mode == "fan_geo_avg" or initializer.batch_axis:
+            return None  # JAX's options: Keras's VarianceScaling has neither
         axes: dict[str, Any] = {}
         if initializer.input_axes is not None and initializer.output_axes is not None:
             if not _KERAS_HAS_FAN_AXES:
