@@ -12,6 +12,7 @@ from keras_inits._registry import get, names
 from keras_inits.model import (
     deferred,
     fans,
+    flax_defaults,
     lsuv,
     materialize,
     register_layout,
@@ -58,6 +59,7 @@ __all__ = [
     "calculate_gain",
     "deferred",
     "fans",
+    "flax_defaults",
     "gain_for",
     "get",
     "keras_equivalent",

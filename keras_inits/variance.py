@@ -171,12 +171,14 @@ class VarianceScaling(RandomInitializer, keras.initializers.VarianceScaling):
 
     def _scheme_config(self) -> dict[str, Any]:
         """The arguments that pick the scheme; subclasses replace this."""
-        return {
+        config: dict[str, Any] = {
             "scale": self.scale,
             "mode": self.mode,
             "distribution": self.distribution,
-            "batch_axis": self.batch_axis or None,
         }
+        if self.batch_axis:  # only when set: Keras's own class reads every other config of ours
+            config["batch_axis"] = self.batch_axis
+        return config
 
     def _axes_config(self) -> dict[str, Any]:
         return {"input_axes": self.input_axes, "output_axes": self.output_axes}

@@ -145,7 +145,7 @@ def test_batch_axis_truncated_matches_jax_and_config():
     again = ki.VarianceScaling.from_config(config)
     assert again.stddev(shape) == init.stddev(shape)
     assert keras_equivalent(init) is None  # Keras's VarianceScaling has no batch axis
-    assert ki.VarianceScaling().get_config()["batch_axis"] is None
+    assert "batch_axis" not in ki.VarianceScaling().get_config()  # Keras's class reads it
 
 
 def test_batch_axis_errors():
@@ -236,7 +236,8 @@ def test_block_orthogonal_column_axis_blocks_and_config():
     assert_error(
         lambda: ki.BlockOrthogonal(column_axis=2)((16, 16)),
         ValueError,
-        "`column_axis` must be an axis of `shape`, in [-2, 2). Received: column_axis=2, shape=(16, 16)",
+        "`column_axis` must be an axis of `shape`, in [-2, 2). "
+        "Received: column_axis=2, shape=(16, 16)",
     )
     assert_error(
         lambda: ki.BlockOrthogonal(column_axis=True),

@@ -10,6 +10,7 @@ reads it:
 - ``reinitialize(model)``: re-draws fan-scaled weights with their true fans.
 - ``lsuv(model, x)``: Mishkin & Matas's layer-sequential unit-variance init.
 - ``torch_defaults(model)``: PyTorch 2.x's ``reset_parameters``, weights and biases.
+- ``flax_defaults(model)``: Flax's default initializers (nnx or linen), weights and biases.
 - ``deferred()`` and ``materialize(model, weights)``: build without drawing, then
   load each weight once (or draw it with its own initializer).
 
@@ -26,8 +27,10 @@ shadows the function of the same name that this package exports.
 
 from keras_inits.model._deferred import MaterializeReport, deferred, materialize
 from keras_inits.model._fans import fans
+from keras_inits.model._flax_defaults import flax_defaults
 from keras_inits.model._layouts import (
     Axis,
+    FlaxRule,
     LayerLayout,
     TorchRule,
     WeightLayout,
@@ -40,6 +43,7 @@ from keras_inits.model._torch_defaults import torch_defaults
 
 __all__ = [
     "Axis",
+    "FlaxRule",
     "LSUVRecord",
     "LayerLayout",
     "MaterializeReport",
@@ -48,6 +52,7 @@ __all__ = [
     "WeightLayout",
     "deferred",
     "fans",
+    "flax_defaults",
     "layout",
     "lsuv",
     "materialize",
