@@ -232,11 +232,13 @@ def bounded_normal(
     [lower * stddev, upper * stddev] (in float16 and bfloat16, after the
     cast, too). One uniform draw per value, no rejection loop.
     """
-    _check_range(stddev, max(abs(lower), abs(upper), 1e-30), dtype)
+    # No |value| passes 8.5 std: erf rounds to +-1 in float64 before then (8.3).
+    _check_range(stddev, min(max(abs(lower), abs(upper)), _NORMAL_REACH), dtype)
     draw_dtype = _draw_dtype(dtype)
     low, high = math.erf(lower / math.sqrt(2.0)), math.erf(upper / math.sqrt(2.0))
     u = _draw("uniform", shape, 1.0, draw_dtype, seed)  # U(-1, 1)
     v = keras.ops.add(keras.ops.multiply(u, (high - low) / 2.0), (high + low) / 2.0)
+    v = keras.ops.clip(v, low, high)  # rounding must not step past +-1, where erfinv is NaN
     z = keras.ops.multiply(keras.ops.erfinv(v), math.sqrt(2.0))
     values = keras.ops.multiply(keras.ops.clip(z, lower, upper), stddev)
     if draw_dtype == dtype:
