@@ -42,6 +42,7 @@ def draws(make, shape):
     return np.stack([make(index) for index in range(count)])
 
 
+@pytest.mark.slow  # a sweep: every row compiles JAX's draw and ours for its shape
 @pytest.mark.parametrize("row", range(len(ROWS)), ids=[r[0].split("  #")[0] for r in ROWS])
 def test_row_draws_the_law_of_its_jax_spelling(row):
     spelling, shape, ours = ROWS[row]
