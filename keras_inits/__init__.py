@@ -12,6 +12,7 @@ from keras_inits._registry import get, names
 from keras_inits.model import (
     deferred,
     fans,
+    flax_defaults,
     lora,
     lora_delta,
     lsuv,
@@ -23,7 +24,7 @@ from keras_inits.model import (
     torch_defaults,
 )
 from keras_inits.orthogonal import BlockOrthogonal, DeltaOrthogonal
-from keras_inits.small import SmallNormal, SmallUniform
+from keras_inits.small import BoundedNormal, SmallNormal, SmallUniform
 from keras_inits.sparse import Sparse
 from keras_inits.structural import ICNR, Bilinear, ConvIdentity, HadamardIdentity
 from keras_inits.variance import (
@@ -42,6 +43,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ActivationScaled",
     "Bilinear",
+    "BoundedNormal",
     "ConvIdentity",
     "HadamardIdentity",
     "ICNR",
@@ -61,6 +63,7 @@ __all__ = [
     "calculate_gain",
     "deferred",
     "fans",
+    "flax_defaults",
     "gain_for",
     "get",
     "keras_equivalent",

@@ -61,6 +61,12 @@ OURS: tuple[Entry, ...] = (
         "Saxe et al. 2014, https://arxiv.org/abs/1312.6120",
     ),
     _ours(
+        "bounded_normal",
+        "BoundedNormal",
+        "stddev * z, z ~ N(0, 1) truncated to [lower, upper] (JAX's truncated_normal)",
+        "JAX jax.nn.initializers.truncated_normal",
+    ),
+    _ours(
         "conv_identity",
         "ConvIdentity",
         "gain * identity at the centre tap (k - 1) // 2, 0 elsewhere: a 'same' conv passes x",

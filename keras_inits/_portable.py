@@ -17,6 +17,11 @@ Exact equivalents, same law and same fans (``(*receptive_field, in, out)``):
            ("truncated_normal" is the same truncation at 2 std in both)
     SmallNormal(stddev)  -> keras.initializers.RandomNormal(0, stddev)
     SmallUniform(limit)  -> keras.initializers.RandomUniform(-limit, limit)
+    BoundedNormal(stddev) with the default bounds +-2
+                         -> keras.initializers.TruncatedNormal(0, stddev)
+
+VarianceScaling with JAX's ``mode="fan_geo_avg"`` or a ``batch_axis``, and
+BoundedNormal with other bounds, have none.
 
 The structural, orthogonal and sparse initializers have none. For them the
 caller chooses: an error that names each layer (the default), or an
@@ -32,7 +37,7 @@ from typing import Any
 import keras
 
 from keras_inits._registry import PACKAGE, resolve
-from keras_inits.small import SmallNormal, SmallUniform
+from keras_inits.small import BoundedNormal, SmallNormal, SmallUniform
 from keras_inits.variance import VarianceScaling
 
 __all__ = ["keras_equivalent", "portable"]
@@ -70,6 +75,8 @@ def keras_equivalent(initializer: Any) -> keras.initializers.Initializer | None:
     seed = getattr(initializer, "seed", None)
     seed = int(seed) if isinstance(seed, int) else seed
     if isinstance(initializer, VarianceScaling):
+        if initializer.mode == "fan_geo_avg" or initializer.batch_axis:
+            return None  # JAX's options: Keras's VarianceScaling has neither
         axes: dict[str, Any] = {}
         if initializer.input_axes is not None and initializer.output_axes is not None:
             if not _KERAS_HAS_FAN_AXES:
@@ -84,6 +91,10 @@ def keras_equivalent(initializer: Any) -> keras.initializers.Initializer | None:
         )
     if isinstance(initializer, SmallNormal):
         return keras.initializers.RandomNormal(mean=0.0, stddev=initializer.stddev, seed=seed)
+    if isinstance(initializer, BoundedNormal):  # Keras's redraws beyond 2 std: the same law
+        if (initializer.lower, initializer.upper) != (-2.0, 2.0):
+            return None
+        return keras.initializers.TruncatedNormal(mean=0.0, stddev=initializer.stddev, seed=seed)
     if isinstance(initializer, SmallUniform):
         limit = initializer.limit
         return keras.initializers.RandomUniform(minval=-limit, maxval=limit, seed=seed)

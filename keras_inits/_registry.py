@@ -27,7 +27,7 @@ from keras_inits._resolve import (
     string_name,
 )
 from keras_inits.orthogonal import BlockOrthogonal, DeltaOrthogonal
-from keras_inits.small import SmallNormal, SmallUniform
+from keras_inits.small import BoundedNormal, SmallNormal, SmallUniform
 from keras_inits.sparse import Sparse
 from keras_inits.structural import ICNR, Bilinear, ConvIdentity, HadamardIdentity
 from keras_inits.variance import (
@@ -63,6 +63,7 @@ CLASSES: tuple[type, ...] = (
     KaimingUniform,
     SmallNormal,
     SmallUniform,
+    BoundedNormal,
     ActivationScaled,
     ConvIdentity,
     ICNR,

@@ -197,6 +197,28 @@ def check_axes(input_axes: Any, output_axes: Any) -> tuple[list[int] | None, lis
     return _axis_list("input_axes", input_axes), _axis_list("output_axes", output_axes)
 
 
+def check_column_axis(column_axis: Any) -> int:
+    """JAX's ``column_axis``: an int (its range waits for the shape)."""
+    if isinstance(column_axis, bool) or not isinstance(column_axis, numbers.Integral):
+        raise TypeError(f"`column_axis` must be an int. {_received('column_axis', column_axis)}")
+    return int(column_axis)
+
+
+def check_batch_axis(batch_axis: Any) -> list[int]:
+    """JAX's ``batch_axis``: an int, a list of ints or None (no batch axis), as a list.
+
+    Example:
+        >>> check_batch_axis(0), check_batch_axis((0, 1)), check_batch_axis(None)
+        ([0], [0, 1], [])
+    """
+    if batch_axis is None:
+        return []
+    if isinstance(batch_axis, numbers.Integral) and not isinstance(batch_axis, bool):
+        return [int(batch_axis)]
+    result = _axis_list("batch_axis", batch_axis)
+    return [] if result is None else result
+
+
 def _axis_list(name: str, axes: Any) -> list[int] | None:
     if axes is None:
         return None

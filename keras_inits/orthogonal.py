@@ -21,7 +21,12 @@ import keras
 from keras_inits import _sampling
 from keras_inits._base import RandomInitializer, Seed
 from keras_inits._fans import centre_tap
-from keras_inits._validation import check_kernel_rank, check_positive, check_positive_int
+from keras_inits._validation import (
+    check_column_axis,
+    check_kernel_rank,
+    check_positive,
+    check_positive_int,
+)
 
 __all__ = ["BlockOrthogonal", "DeltaOrthogonal", "infer_blocks"]
 
@@ -54,6 +59,12 @@ class BlockOrthogonal(RandomInitializer):
             Q_i Q_i^T = I_r   where r <  c   (orthonormal rows)
         b = blocks, or with blocks=None: n // r where r divides n, else 1.
 
+    ``column_axis`` (JAX's argument) names the axis that holds the columns
+    (and the blocks): the kernel is drawn as above with that axis moved last,
+    then the axis is moved back (``jax.nn.initializers.orthogonal`` does the
+    same). With ``column_axis=0`` an (n, r) kernel W is the transpose of an
+    (r, n) draw: the slices W[:, j] play the part of the rows above.
+
     So an LSTM recurrent kernel (units, 4 * units) gets one orthogonal
     (units, units) matrix per gate (input, forget, cell, output) and a GRU's
     (units, 3 * units) one per gate (update, reset, candidate), where
@@ -70,11 +81,13 @@ class BlockOrthogonal(RandomInitializer):
             infer it from the shape as above.
         gain: Multiplies every block, a finite number > 0.
         seed: An int, None or a ``keras.random.SeedGenerator`` (see docs/seeds.md).
+        column_axis: The axis holding the columns, an int (default -1, the
+            last); JAX's ``orthogonal(column_axis=...)``.
 
     Raises:
         ValueError: For ``blocks`` < 1 or a ``gain`` that is not finite and
-            > 0; when called, for a ``shape`` of rank < 2 or whose last axis
-            ``blocks`` does not divide.
+            > 0; when called, for a ``shape`` of rank < 2, a ``column_axis``
+            out of its range, or a column axis ``blocks`` does not divide.
         TypeError: For a ``blocks`` that is not an int or None, or a ``gain``
             that is not a real number (bool included).
 
@@ -98,10 +111,22 @@ class BlockOrthogonal(RandomInitializer):
         compact groups" (the sign correction), https://arxiv.org/abs/math-ph/0609050
     """
 
-    def __init__(self, blocks: int | None = None, gain: float = 1.0, seed: Seed = None) -> None:
+    def __init__(
+        self,
+        blocks: int | None = None,
+        gain: float = 1.0,
+        seed: Seed = None,
+        column_axis: int = -1,
+    ) -> None:
         self.blocks = check_positive_int("blocks", blocks, allow_none=True)
         self.gain = check_positive("gain", gain)
+        self.column_axis = check_column_axis(column_axis)
         super().__init__(seed=seed)
+
+    def _columns_last(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """``shape`` with the column axis moved last (the layout the draw fills)."""
+        axis = self.column_axis % len(shape)
+        return (*shape[:axis], *shape[axis + 1 :], shape[axis])
 
     def blocks_for(self, shape: tuple[int, ...]) -> int:
         """The number of blocks a kernel of ``shape`` splits into.
@@ -112,10 +137,18 @@ class BlockOrthogonal(RandomInitializer):
             >>> BlockOrthogonal(blocks=2).blocks_for((16, 48))
             2
         """
-        return infer_blocks(shape) if self.blocks is None else self.blocks
+        if self.blocks is not None:
+            return self.blocks
+        return infer_blocks(self._columns_last(shape)) if len(shape) >= 2 else 1
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
         check_kernel_rank(type(self).__name__, shape)
+        if not -len(shape) <= self.column_axis < len(shape):
+            raise ValueError(
+                f"`column_axis` must be an axis of `shape`, in [{-len(shape)}, {len(shape)}). "
+                f"Received: column_axis={self.column_axis!r}, shape={shape!r}"
+            )
+        shape = self._columns_last(shape)
         if self.blocks is not None and shape[-1] % self.blocks:
             raise ValueError(
                 f"`blocks` must divide the last axis of `shape` ({shape[-1]} % {self.blocks} "
@@ -124,14 +157,23 @@ class BlockOrthogonal(RandomInitializer):
 
     def _draw(self, shape: tuple[int, ...], dtype: str, seed: Any) -> Any:
         blocks = self.blocks_for(shape)
-        rows, width = math.prod(shape[:-1]), shape[-1] // blocks
+        moved = self._columns_last(shape)
+        rows, width = math.prod(moved[:-1]), moved[-1] // blocks
         q = _sampling.orthogonal(blocks, rows, width, self.gain, dtype, seed)
         if blocks > 1:  # (blocks, rows, width) -> (rows, blocks, width), a copy
             q = keras.ops.transpose(q, (1, 0, 2))
-        return keras.ops.reshape(q, shape)
+        q = keras.ops.reshape(q, moved)
+        if self.column_axis % len(shape) != len(shape) - 1:
+            q = keras.ops.moveaxis(q, -1, self.column_axis)
+        return q
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "blocks": self.blocks, "gain": self.gain}
+        return {
+            **super().get_config(),
+            "blocks": self.blocks,
+            "gain": self.gain,
+            "column_axis": self.column_axis,
+        }
 
 
 class DeltaOrthogonal(RandomInitializer):
@@ -151,12 +193,19 @@ class DeltaOrthogonal(RandomInitializer):
     (PyTorch's ``dirac_`` uses k // 2, which shifts even kernels by one).
     A kernel with no spatial axes, (in, out), is a plain orthogonal matrix.
 
+    ``column_axis`` is JAX's argument: -1 (default) or -2, which of the
+    centre matrix's two axes holds its columns. Q is Haar either way (JAX
+    draws the transpose for -2), so it changes no law; it is here so that a
+    port spells what it spelled.
+
     Args:
         gain: Multiplies Q, a finite number > 0.
         seed: An int, None or a ``keras.random.SeedGenerator`` (see docs/seeds.md).
+        column_axis: -1 or -2, as above.
 
     Raises:
-        ValueError: For a ``gain`` that is not finite and > 0; when called,
+        ValueError: For a ``gain`` that is not finite and > 0 or a
+            ``column_axis`` other than -1 and -2; when called,
             for a ``shape`` of rank < 2 or with out < in (no (in, out) matrix
             keeps every norm then).
         TypeError: For a ``gain`` that is not a real number (bool included).
@@ -178,8 +227,14 @@ class DeltaOrthogonal(RandomInitializer):
         https://arxiv.org/abs/1806.05393
     """
 
-    def __init__(self, gain: float = 1.0, seed: Seed = None) -> None:
+    def __init__(self, gain: float = 1.0, seed: Seed = None, column_axis: int = -1) -> None:
         self.gain = check_positive("gain", gain)
+        self.column_axis = check_column_axis(column_axis)
+        if self.column_axis not in (-2, -1):
+            raise ValueError(
+                "`column_axis` must be one of (-2, -1): an axis of the centre (in, out) "
+                f"matrix. Received: column_axis={column_axis!r}"
+            )
         super().__init__(seed=seed)
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
@@ -193,10 +248,14 @@ class DeltaOrthogonal(RandomInitializer):
 
     def _draw(self, shape: tuple[int, ...], dtype: str, seed: Any) -> Any:
         *spatial, fan_in, fan_out = shape
-        q = _sampling.orthogonal(1, fan_in, fan_out, self.gain, dtype, seed)
+        if self.column_axis == -1:
+            q = _sampling.orthogonal(1, fan_in, fan_out, self.gain, dtype, seed)
+        else:  # JAX's column_axis=-2: the (out, in) matrix, transposed
+            q = _sampling.orthogonal(1, fan_out, fan_in, self.gain, dtype, seed)
+            q = keras.ops.transpose(q, (0, 2, 1))
         q = keras.ops.reshape(q, (*(1 for _ in spatial), fan_in, fan_out))
         padding = [(c, k - 1 - c) for c, k in zip(centre_tap(spatial), spatial, strict=True)]
         return keras.ops.pad(q, [*padding, (0, 0), (0, 0)])
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "gain": self.gain}
+        return {**super().get_config(), "gain": self.gain, "column_axis": self.column_axis}

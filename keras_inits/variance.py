@@ -25,7 +25,13 @@ from keras_inits import _sampling
 from keras_inits._base import RandomInitializer, Seed
 from keras_inits._fans import Mode, compute_fans, fan_for_mode
 from keras_inits._gain import Nonlinearity, activation_name, calculate_gain, gain_for
-from keras_inits._validation import check_axes, check_choice, check_positive, check_squarable
+from keras_inits._validation import (
+    check_axes,
+    check_batch_axis,
+    check_choice,
+    check_positive,
+    check_squarable,
+)
 
 __all__ = [
     "ActivationScaled",
@@ -66,8 +72,8 @@ def check_distribution(distribution: Any) -> Distribution:
 class VarianceScaling(RandomInitializer, keras.initializers.VarianceScaling):
     """Draws with Var(W) = scale / n, n the fan that ``mode`` names.
 
-        n = fan_in, fan_out or (fan_in + fan_out) / 2 for mode "fan_in",
-        "fan_out", "fan_avg" (never below 1).
+        n = fan_in, fan_out, (fan_in + fan_out) / 2 or sqrt(fan_in * fan_out)
+        for mode "fan_in", "fan_out", "fan_avg", "fan_geo_avg" (never below 1).
         truncated_normal:    N(0, s^2) cut at +-2 s, s = sqrt(scale / n) / 0.8796...,
                              so that the std after the cut is sqrt(scale / n).
                              Exact: no value ever lies beyond 2 s.
@@ -75,7 +81,9 @@ class VarianceScaling(RandomInitializer, keras.initializers.VarianceScaling):
         uniform:             U(-sqrt(3 scale / n), +sqrt(3 scale / n)).
 
     Fans are those of the Keras kernel layout ``(*receptive_field, in, out)``
-    unless ``input_axes`` and ``output_axes`` are both given. Keras owns the
+    unless ``input_axes`` and ``output_axes`` are both given; ``batch_axis``
+    takes axes of that layout out of both fans, as JAX's ``batch_axis`` does
+    (a stack of independent kernels). Keras owns the
     bare names "VarianceScaling" and "variance_scaling"; this class is
     reachable by string as "keras_inits>VarianceScaling" only.
 
@@ -87,19 +95,26 @@ class VarianceScaling(RandomInitializer, keras.initializers.VarianceScaling):
 
     Args:
         scale: Variance multiplier, a finite number > 0 (``gain**2``).
-        mode: One of "fan_in", "fan_out", "fan_avg".
+        mode: One of "fan_in", "fan_out", "fan_avg", "fan_geo_avg" (JAX's
+            geometric mean; Keras's own class has no such mode).
         distribution: One of "truncated_normal", "untruncated_normal",
-            "uniform", in any case; "normal" means "truncated_normal".
+            "uniform", in any case; "normal" means "truncated_normal" (as in
+            Keras; JAX's "normal" is untruncated).
         seed: An int (reproducible), None (fresh values every call), a
             ``keras.random.SeedGenerator`` or its serialized config; see
             docs/seeds.md.
         input_axes: Axes of the kernel that count as inputs, or None for the
             Keras layout. Used when ``output_axes`` is given too.
         output_axes: Axes of the kernel that count as outputs, or None.
+        batch_axis: An int or a list of ints: axes before the last two that
+            count in neither fan (JAX's ``batch_axis``), or None. Ignored where
+            ``input_axes`` and ``output_axes`` are both given: those leave
+            every unnamed axis out of the fans already.
 
     Raises:
         ValueError: For a non-positive or non-finite ``scale``, or an unknown
-            ``mode`` or ``distribution``.
+            ``mode`` or ``distribution``; when called, for a batch axis out of
+            range or among the last two axes.
         TypeError: For a ``scale`` that is not a real number (bool included),
             a ``seed`` that is not an int, SeedGenerator or None, or axes
             that are not lists of ints.
@@ -122,12 +137,21 @@ class VarianceScaling(RandomInitializer, keras.initializers.VarianceScaling):
         seed: Seed = None,
         input_axes: Axes = None,
         output_axes: Axes = None,
+        batch_axis: int | Sequence[int] | None = None,
     ) -> None:
         self.scale = check_positive("scale", scale)
         self.mode = check_choice("mode", mode, get_args(Mode))
         self.distribution = check_distribution(distribution)
         self.input_axes, self.output_axes = check_axes(input_axes, output_axes)
+        self.batch_axis = check_batch_axis(batch_axis)
         super().__init__(seed=seed)
+
+    def _fans(self, shape: tuple[int, ...]) -> tuple[int, int]:
+        return compute_fans(shape, self.input_axes, self.output_axes, self.batch_axis)
+
+    def _check_shape(self, shape: tuple[int, ...]) -> None:
+        if self.batch_axis:
+            self._fans(shape)  # a batch axis out of range or on (in, out) is an error
 
     def stddev(self, shape: Sequence[int]) -> float:
         """The target standard deviation, sqrt(scale / n), for a kernel shape.
@@ -136,7 +160,7 @@ class VarianceScaling(RandomInitializer, keras.initializers.VarianceScaling):
             >>> VarianceScaling(scale=4.0).stddev((100, 10))
             0.2
         """
-        fan_in, fan_out = compute_fans(tuple(shape), self.input_axes, self.output_axes)
+        fan_in, fan_out = self._fans(tuple(shape))
         return math.sqrt(self.scale / fan_for_mode(self.mode, fan_in, fan_out))
 
     def _draw(self, shape: tuple[int, ...], dtype: str, seed: Any) -> Any:
@@ -147,7 +171,14 @@ class VarianceScaling(RandomInitializer, keras.initializers.VarianceScaling):
 
     def _scheme_config(self) -> dict[str, Any]:
         """The arguments that pick the scheme; subclasses replace this."""
-        return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution}
+        config: dict[str, Any] = {
+            "scale": self.scale,
+            "mode": self.mode,
+            "distribution": self.distribution,
+        }
+        if self.batch_axis:  # only when set: Keras's own class reads every other config of ours
+            config["batch_axis"] = self.batch_axis
+        return config
 
     def _axes_config(self) -> dict[str, Any]:
         return {"input_axes": self.input_axes, "output_axes": self.output_axes}

@@ -165,6 +165,9 @@ def expected_rms(initializer, shape=LAW_SHAPE):
         return math.sqrt(initializer.scale / fan[initializer.mode])
     if name == "SmallNormal":
         return initializer.stddev
+    if name == "BoundedNormal":  # stddev times N(0, 1) cut to [lower, upper]
+        cut = stats.truncnorm(initializer.lower, initializer.upper)
+        return initializer.stddev * math.sqrt(cut.moment(2))
     if name == "SmallUniform":
         return initializer.limit / math.sqrt(3)
     if name == "ICNR":  # kaiming_normal on the (in, out / 4) sub-kernel, tiled: same fan_in

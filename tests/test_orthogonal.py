@@ -295,12 +295,16 @@ def test_bad_arguments_give_the_exact_message(index):
 
 def test_config_round_trip_keeps_blocks_and_gain():
     initializer = ki.BlockOrthogonal(blocks=4, gain=1.5, seed=7)
-    assert initializer.get_config() == {"seed": 7, "blocks": 4, "gain": 1.5}
+    assert initializer.get_config() == {"seed": 7, "blocks": 4, "gain": 1.5, "column_axis": -1}
     # Through JSON, as a saved file holds it (an in-memory copy continues the stream).
     saved = json.loads(json.dumps(keras.initializers.serialize(initializer)))
     rebuilt = keras.initializers.deserialize(saved)
     np.testing.assert_array_equal(to_numpy(rebuilt((8, 32))), to_numpy(initializer((8, 32))))
-    assert ki.DeltaOrthogonal(gain=2.0, seed=1).get_config() == {"seed": 1, "gain": 2.0}
+    assert ki.DeltaOrthogonal(gain=2.0, seed=1).get_config() == {
+        "seed": 1,
+        "gain": 2.0,
+        "column_axis": -1,
+    }
 
 
 # DeltaOrthogonal ---------------------------------------------------------------

@@ -27,6 +27,7 @@ EQUIVALENT = {
     ki.KaimingUniform: lambda: ki.KaimingUniform(a=math.sqrt(5), seed=7),
     ki.SmallNormal: lambda: ki.SmallNormal(stddev=0.05, seed=8),
     ki.SmallUniform: lambda: ki.SmallUniform(limit=0.2, seed=9),
+    ki.BoundedNormal: lambda: ki.BoundedNormal(stddev=0.05, seed=11),
     ki.ActivationScaled: lambda: ki.ActivationScaled("relu", distribution="uniform", seed=10),
 }
 NO_EQUIVALENT = [cls for cls in CLASSES if cls not in EQUIVALENT]

@@ -117,6 +117,10 @@ VALID = {
     "output_axes": st.none(),
     "layout": st.sampled_from(["conv", "depthwise"]),
     "initializer": st.sampled_from(["kaiming_normal", "glorot_uniform", "small_uniform"]),
+    "lower": st.floats(min_value=-3.0, max_value=0.0),
+    "upper": st.floats(min_value=0.5, max_value=3.0),
+    "batch_axis": st.none(),
+    "column_axis": st.sampled_from([-1, -2]),
 }
 
 
@@ -151,13 +155,16 @@ def bound(initializer: typing.Any, shape: tuple[int, ...]) -> float | None:
     """The largest |value| a bounded distribution can give on ``shape``, or None."""
     if isinstance(initializer, ki.SmallUniform):
         return initializer.limit
+    if isinstance(initializer, ki.BoundedNormal):
+        return initializer.stddev * max(abs(initializer.lower), abs(initializer.upper))
     if not isinstance(initializer, keras.initializers.VarianceScaling) or len(shape) < 1:
         return None
     if initializer.input_axes is not None and initializer.output_axes is not None:
         return None
     from keras_inits._fans import compute_fans, fan_for_mode
 
-    fan = fan_for_mode(initializer.mode, *compute_fans(shape))
+    batch = getattr(initializer, "batch_axis", [])
+    fan = fan_for_mode(initializer.mode, *compute_fans(shape, batch_axis=batch))
     std = math.sqrt(initializer.scale / max(1.0, fan))
     if initializer.distribution == "uniform":
         return math.sqrt(3.0) * std

@@ -57,6 +57,7 @@ __all__ = [
     "Layout",
     "backend_module",
     "below",
+    "bounded_normal",
     "check_fits",
     "column_subsets",
     "forced_layout",
@@ -208,6 +209,44 @@ def truncated_normal(shape: tuple[int, ...], stddev: float, dtype: str, seed: An
     sigma = stddev / TRUNCATED_STD  # std of the underlying untruncated normal
     values = _draw("truncated_normal", shape, sigma, _draw_dtype(dtype), seed)
     return _finish(values, dtype, bound=2.0 * sigma)
+
+
+def _inside(bound: float, dtype: str) -> float:
+    """The value of the half-precision ``dtype`` nearest ``bound`` on 0's side of it."""
+    if bound > 0.0:
+        return below(bound, dtype)
+    if bound < 0.0:
+        return -below(-bound, dtype)
+    return 0.0
+
+
+def bounded_normal(
+    shape: tuple[int, ...], lower: float, upper: float, stddev: float, dtype: str, seed: Any
+) -> Any:
+    """``stddev`` times a standard normal truncated to [lower, upper] (JAX's law).
+
+    Inverse CDF, as ``jax.random.truncated_normal`` computes it: with
+    v ~ U(erf(lower / sqrt 2), erf(upper / sqrt 2)), sqrt(2) * erfinv(v) is a
+    standard normal truncated to [lower, upper]; a clip guards the bounds
+    against rounding in erfinv, so every value lies in
+    [lower * stddev, upper * stddev] (in float16 and bfloat16, after the
+    cast, too). One uniform draw per value, no rejection loop.
+    """
+    # No |value| passes 8.5 std: erf rounds to +-1 in float64 before then (8.3).
+    _check_range(stddev, min(max(abs(lower), abs(upper)), _NORMAL_REACH), dtype)
+    draw_dtype = _draw_dtype(dtype)
+    low, high = math.erf(lower / math.sqrt(2.0)), math.erf(upper / math.sqrt(2.0))
+    u = _draw("uniform", shape, 1.0, draw_dtype, seed)  # U(-1, 1)
+    v = keras.ops.add(keras.ops.multiply(u, (high - low) / 2.0), (high + low) / 2.0)
+    v = keras.ops.clip(v, low, high)  # rounding must not step past +-1, where erfinv is NaN
+    z = keras.ops.multiply(keras.ops.erfinv(v), math.sqrt(2.0))
+    values = keras.ops.multiply(keras.ops.clip(z, lower, upper), stddev)
+    if draw_dtype == dtype:
+        return values
+    values = keras.ops.cast(values, dtype)
+    low_limit = keras.ops.convert_to_tensor(_inside(lower * stddev, dtype), dtype=dtype)
+    high_limit = keras.ops.convert_to_tensor(_inside(upper * stddev, dtype), dtype=dtype)
+    return keras.ops.clip(values, low_limit, high_limit)
 
 
 def scaled(distribution: str, shape: tuple[int, ...], stddev: float, dtype: str, seed: Any) -> Any:

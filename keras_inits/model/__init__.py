@@ -13,6 +13,7 @@ reads it:
 - ``lora(model, rank)`` and ``lora_delta(model)``: Keras's LoRA with adapters
   initialized from the weight (PiSSA, OLoRA) or as PEFT does, and the plain
   update a trained adapter amounts to.
+- ``flax_defaults(model)``: Flax's default initializers (nnx or linen), weights and biases.
 - ``deferred()`` and ``materialize(model, weights)``: build without drawing, then
   load each weight once (or draw it with its own initializer).
 - ``residual_branches(model)`` and ``residual(model, scheme)``: the residual
@@ -37,8 +38,10 @@ from keras_inits.model._branches import (
 )
 from keras_inits.model._deferred import MaterializeReport, deferred, materialize
 from keras_inits.model._fans import fans
+from keras_inits.model._flax_defaults import flax_defaults
 from keras_inits.model._layouts import (
     Axis,
+    FlaxRule,
     LayerLayout,
     TorchRule,
     WeightLayout,
@@ -54,6 +57,7 @@ from keras_inits.model._torch_defaults import torch_defaults
 __all__ = [
     "Axis",
     "BlockBranch",
+    "FlaxRule",
     "LSUVRecord",
     "LayerLayout",
     "LoRARecord",
@@ -65,6 +69,7 @@ __all__ = [
     "WeightLayout",
     "deferred",
     "fans",
+    "flax_defaults",
     "layout",
     "lora",
     "lora_delta",

@@ -9,8 +9,9 @@ or that an embedding table is also the output projection of a tied LM head.
 This module is the one place that knows. For a built layer, ``layout(layer)``
 gives a ``LayerLayout``: its weights (``WeightLayout``: the attribute, the
 initializer attribute, what the weight is, the role of each of its axes, its
-true fans, PyTorch's default rule, whether it is tied) and the layers it
-holds. ``fans``, ``reinitialize``, ``lsuv``, ``torch_defaults`` and
+true fans, PyTorch's and Flax's default rules, whether it is tied) and the
+layers it holds. ``fans``, ``reinitialize``, ``lsuv``, ``torch_defaults``,
+``flax_defaults`` and
 ``diagnostics.layer_stats`` all read it; ``register_layout`` opens it to
 user layers. It follows the class hierarchy: a subclass of ``LSTMCell`` has
 the LSTM cell's layout unless it registers its own.
@@ -40,6 +41,7 @@ from keras_inits import _compat
 
 __all__ = [
     "Axis",
+    "FlaxRule",
     "LayerLayout",
     "TorchRule",
     "WeightLayout",
@@ -60,6 +62,7 @@ AxisRole = Literal[
 Side = Literal["in", "out", "both", "neither"]
 WeightKind = Literal["kernel", "embedding", "bias", "scale", "shift", "statistic", "other"]
 TorchKind = Literal["uniform", "uniform_sum", "normal", "constant"]
+FlaxKind = Literal["lecun_normal", "embed_normal", "orthogonal", "constant"]
 Tie = Literal["output_projection"]
 
 # Roles whose size grows with a model's width (muP's "infinite" dimensions);
@@ -132,6 +135,61 @@ class TorchRule:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class FlaxRule:
+    """Flax's default initializer for one weight (nnx, and linen where it differs).
+
+    Attributes:
+        kind: "lecun_normal" (a normal truncated at +-2 sigma whose std after
+            the cut is sqrt(1 / fan_in): ``jax.nn.initializers.lecun_normal``),
+            "embed_normal" (N(0, 1 / fan_in), untruncated: ``Embed``'s
+            ``variance_scaling(1, "fan_in", "normal", out_axis=0)``, whose
+            fan_in is the feature count), "orthogonal" (Haar-orthogonal
+            blocks along the last axis) or "constant" (``value``).
+        fan_in: Flax's fan_in on its own kernel layout, for the normal kinds.
+        value: The constant, for "constant".
+        blocks: For "orthogonal": how many independent orthogonal blocks the
+            last axis holds in nnx (4: one per gate, as ``nnx.LSTMCell``; 1:
+            the whole kernel, as ``nnx.GRUCell``).
+        linen_blocks: The same in linen where it differs (``linen.GRUCell``
+            draws one per gate), else None.
+        optimized_blocks: For an LSTM's recurrent kernel, the blocks of
+            ``nnx.OptimizedLSTMCell`` (1: whole), else None.
+    """
+
+    kind: FlaxKind
+    fan_in: float | None = None
+    value: float = 0.0
+    blocks: int = 1
+    linen_blocks: int | None = None
+    optimized_blocks: int | None = None
+
+    def blocks_for(self, api: str, optimized_lstm: bool = False) -> int:
+        """The orthogonal blocks for Flax's ``api`` ("nnx" or "linen")."""
+        if api == "linen":
+            return self.blocks if self.linen_blocks is None else self.linen_blocks
+        if optimized_lstm and self.optimized_blocks is not None:
+            return self.optimized_blocks
+        return self.blocks
+
+    @property
+    def stddev(self) -> float:
+        """sqrt(1 / fan_in) for the normal kinds (0 for an empty weight)."""
+        fan = self.fan_in or 0
+        return 1.0 / math.sqrt(fan) if fan > 0 else 0.0
+
+    def rule(self, api: str = "nnx", optimized_lstm: bool = False) -> str:
+        """The rule in words, as the reports print it."""
+        if self.kind == "lecun_normal":
+            return f"lecun_normal: truncated normal, std sqrt(1/{self.fan_in})"
+        if self.kind == "embed_normal":
+            return f"N(0, 1/{self.fan_in}) (Embed)"
+        if self.kind == "orthogonal":
+            blocks = self.blocks_for(api, optimized_lstm)
+            return "orthogonal" + (f", one per gate ({blocks} blocks)" if blocks > 1 else "")
+        return f"constant {self.value:g}"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class WeightLayout:
     """One weight of a layer kind: where it lives, what each axis means, its true fans.
 
@@ -149,6 +207,8 @@ class WeightLayout:
             fans are per gate.
         torch: PyTorch's default for it (``torch_defaults``), or None where
             no PyTorch module matches.
+        flax: Flax's default for it (``flax_defaults``), or None where no
+            Flax module matches.
         tied: "output_projection" for a table that is also the (transposed)
             output projection of a tied LM head, else None.
         lora: Whether Keras's ``enable_lora`` adapts this weight (its
@@ -166,6 +226,7 @@ class WeightLayout:
     torch: TorchRule | None = None
     tied: Tie | None = None
     lora: bool = False
+    flax: FlaxRule | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -345,6 +406,7 @@ def _vector(
     initializer: str | None,
     kind: WeightKind,
     torch: TorchRule | None = None,
+    flax: FlaxRule | None = None,
 ) -> tuple[WeightLayout, ...]:
     """A per-feature weight (bias, gamma, beta, a statistic), if the layer made it."""
     variable = getattr(layer, attribute, None)
@@ -353,7 +415,12 @@ def _vector(
     axes = tuple(Axis("features", size, "neither") for size in _shape(variable))
     return (
         WeightLayout(
-            attribute=attribute, initializer=initializer, kind=kind, axes=axes, torch=torch
+            attribute=attribute,
+            initializer=initializer,
+            kind=kind,
+            axes=axes,
+            torch=torch,
+            flax=flax,
         ),
     )
 
@@ -369,6 +436,19 @@ def _uniform(fan_in: float) -> TorchRule:
 
 def _constant(value: float) -> TorchRule:
     return TorchRule(kind="constant", value=value)
+
+
+def _lecun(fan_in: float) -> FlaxRule:
+    """Flax's default kernel init: lecun_normal with Flax's own fan_in."""
+    return FlaxRule(kind="lecun_normal", fan_in=fan_in)
+
+
+def _flax_constant(value: float) -> FlaxRule:
+    return FlaxRule(kind="constant", value=value)
+
+
+_FLAX_ZEROS = _flax_constant(0.0)  # Flax's default bias init (and a norm's shift)
+_FLAX_ONES = _flax_constant(1.0)
 
 
 # Keras's layer kinds. Layouts, with K = prod(kernel_size), S = prod(strides),
@@ -400,8 +480,9 @@ def _dense(layer: Any) -> LayerLayout:
         fan_out=fan_out,
         torch=_uniform(fan_in),
         lora=_has_lora(layer),
+        flax=_lecun(fan_in),  # nnx.Linear
     )
-    bias = _vector(layer, "bias", "bias_initializer", "bias", _uniform(fan_in))
+    bias = _vector(layer, "bias", "bias_initializer", "bias", _uniform(fan_in), _FLAX_ZEROS)
     return LayerLayout(weights=(kernel, *bias), pre_activation="kernel")
 
 
@@ -445,8 +526,11 @@ def _einsum_dense(layer: Any) -> LayerLayout:
         fan_in=fan_in,
         fan_out=fan_out,
         lora=_has_lora(layer),
+        # nnx.LinearGeneral (and attention's projections) draw the kernel flattened
+        # to (prod(in features), prod(out features)): fan_in is the contracted size.
+        flax=_lecun(fan_in),
     )
-    bias = _vector(layer, "bias", "bias_initializer", "bias")
+    bias = _vector(layer, "bias", "bias_initializer", "bias", flax=_FLAX_ZEROS)
     return LayerLayout(weights=(kernel, *bias), pre_activation="kernel")
 
 
@@ -464,8 +548,9 @@ def _conv(layer: Any) -> LayerLayout:
         fan_out=_count(k * filters / (groups * s)),
         torch=torch,
         lora=_has_lora(layer),
+        flax=_lecun(k * group_channels),  # nnx.Conv kernel (*k, in / g, out)
     )
-    bias = _vector(layer, "bias", "bias_initializer", "bias", torch)
+    bias = _vector(layer, "bias", "bias_initializer", "bias", torch, _FLAX_ZEROS)
     return LayerLayout(weights=(kernel, *bias), pre_activation="kernel")
 
 
@@ -483,8 +568,9 @@ def _conv_transpose(layer: Any) -> LayerLayout:
         fan_in=_count(k * channels / s),
         fan_out=k * filters,
         torch=torch,
+        flax=_lecun(k * channels),  # nnx.ConvTranspose kernel (*k, in, out): fan_in K in
     )
-    bias = _vector(layer, "bias", "bias_initializer", "bias", torch)
+    bias = _vector(layer, "bias", "bias_initializer", "bias", torch, _FLAX_ZEROS)
     return LayerLayout(weights=(kernel, *bias), pre_activation="kernel")
 
 
@@ -504,6 +590,7 @@ def _depthwise_weight(layer: Any, attribute: str, torch: TorchRule) -> WeightLay
         fan_in=k,
         fan_out=_count(k * multiplier / s),
         torch=torch,
+        flax=_lecun(k),  # nnx.Conv(feature_group_count=in): kernel (*k, 1, in m)
     )
 
 
@@ -511,7 +598,7 @@ def _depthwise(layer: Any) -> LayerLayout:
     # Conv(in, in * m, groups=in): weight (in * m, 1, *k), fan_in = K.
     torch = _uniform(math.prod(layer.kernel_size))
     kernel = _depthwise_weight(layer, "kernel", torch)
-    bias = _vector(layer, "bias", "bias_initializer", "bias", torch)
+    bias = _vector(layer, "bias", "bias_initializer", "bias", torch, _FLAX_ZEROS)
     return LayerLayout(weights=(kernel, *bias), pre_activation="kernel")
 
 
@@ -529,8 +616,9 @@ def _separable(layer: Any) -> LayerLayout:
         fan_in=inner,
         fan_out=filters,
         torch=torch,
+        flax=_lecun(inner),
     )
-    bias = _vector(layer, "bias", "bias_initializer", "bias", torch)
+    bias = _vector(layer, "bias", "bias_initializer", "bias", torch, _FLAX_ZEROS)
     return LayerLayout(weights=(depthwise, pointwise, *bias), pre_activation="pointwise_kernel")
 
 
@@ -549,6 +637,7 @@ def _embedding(layer: Any) -> LayerLayout:
         torch=TorchRule(kind="normal"),
         tied=tied,
         lora=_has_lora(layer),
+        flax=FlaxRule(kind="embed_normal", fan_in=dim),  # nnx.Embed: N(0, 1 / features)
     )
     weights = [table]
     reverse = getattr(layer, "reverse_embeddings", None)
@@ -563,12 +652,25 @@ def _embedding(layer: Any) -> LayerLayout:
                 fan_in=dim,
                 fan_out=vocabulary,
                 torch=_uniform(dim),  # an nn.Linear(dim, vocab) head
+                flax=_lecun(dim),  # an nnx.Linear(dim, vocab) head
             )
         )
     return LayerLayout(weights=tuple(weights))
 
 
 _GATES: dict[type, int] = {}  # filled below: LSTMCell 4, GRUCell 3, SimpleRNNCell 1
+
+
+def _flax_recurrent(gates: int) -> FlaxRule:
+    """Flax's recurrent kernel: orthogonal, per gate or whole as each cell draws it.
+
+    LSTM: LSTMCell one per gate (nnx and linen); nnx.OptimizedLSTMCell whole,
+    linen's per gate. GRU: nnx.GRUCell whole (one (u, 3u) Linear), linen's
+    per gate. SimpleRNN: SimpleCell, one (u, u) block.
+    """
+    if gates == 4:
+        return FlaxRule(kind="orthogonal", blocks=4, optimized_blocks=1)
+    return FlaxRule(kind="orthogonal", blocks=1, linen_blocks=gates)
 
 
 def _rnn_cell(layer: Any) -> LayerLayout:
@@ -585,6 +687,7 @@ def _rnn_cell(layer: Any) -> LayerLayout:
         fan_out=units,
         gates=gates,
         torch=torch,
+        flax=_lecun(fan_in),  # per gate or whole, fan_in is the input size
     )
     recurrent = WeightLayout(
         attribute="recurrent_kernel",
@@ -595,6 +698,7 @@ def _rnn_cell(layer: Any) -> LayerLayout:
         fan_out=units,
         gates=gates,
         torch=torch,
+        flax=_flax_recurrent(gates),
     )
     weights = [kernel, recurrent]
     bias = getattr(layer, "bias", None)
@@ -603,7 +707,14 @@ def _rnn_cell(layer: Any) -> LayerLayout:
         # reset_after keeps both, as rows.
         kind: TorchKind = "uniform" if len(_shape(bias)) == 2 else "uniform_sum"
         weights.extend(
-            _vector(layer, "bias", "bias_initializer", "bias", TorchRule(kind=kind, fan_in=units))
+            _vector(
+                layer,
+                "bias",
+                "bias_initializer",
+                "bias",
+                TorchRule(kind=kind, fan_in=units),
+                _FLAX_ZEROS,  # Flax's cells: zeros (no forget-gate 1)
+            )
         )
     return LayerLayout(weights=tuple(weights), pre_activation="kernel", recurrent=True)
 
@@ -640,15 +751,23 @@ def _batch_norm(layer: Any) -> LayerLayout:
     # reset_parameters: weight 1, bias 0; reset_running_stats: mean 0, var 1.
     return LayerLayout(
         weights=(
-            *_vector(layer, "gamma", "gamma_initializer", "scale", _constant(1.0)),
-            *_vector(layer, "beta", "beta_initializer", "shift", _constant(0.0)),
-            *_vector(layer, "moving_mean", "moving_mean_initializer", "statistic", _constant(0.0)),
+            *_vector(layer, "gamma", "gamma_initializer", "scale", _constant(1.0), _FLAX_ONES),
+            *_vector(layer, "beta", "beta_initializer", "shift", _constant(0.0), _FLAX_ZEROS),
+            *_vector(
+                layer,
+                "moving_mean",
+                "moving_mean_initializer",
+                "statistic",
+                _constant(0.0),
+                _FLAX_ZEROS,
+            ),
             *_vector(
                 layer,
                 "moving_variance",
                 "moving_variance_initializer",
                 "statistic",
                 _constant(1.0),
+                _FLAX_ONES,
             ),
         )
     )
@@ -657,21 +776,23 @@ def _batch_norm(layer: Any) -> LayerLayout:
 def _norm(layer: Any) -> LayerLayout:
     return LayerLayout(
         weights=(
-            *_vector(layer, "gamma", "gamma_initializer", "scale", _constant(1.0)),
-            *_vector(layer, "beta", "beta_initializer", "shift", _constant(0.0)),
+            *_vector(layer, "gamma", "gamma_initializer", "scale", _constant(1.0), _FLAX_ONES),
+            *_vector(layer, "beta", "beta_initializer", "shift", _constant(0.0), _FLAX_ZEROS),
         )
     )
 
 
 def _rms_norm(layer: Any) -> LayerLayout:
     # nn.RMSNorm: weight 1. Keras keeps no initializer attribute (it uses "ones").
-    return LayerLayout(weights=_vector(layer, "scale", None, "scale", _constant(1.0)))
+    return LayerLayout(weights=_vector(layer, "scale", None, "scale", _constant(1.0), _FLAX_ONES))
 
 
 def _prelu(layer: Any) -> LayerLayout:
-    # nn.PReLU: 0.25 (Keras's default is zeros).
+    # nn.PReLU: 0.25; nnx.PReLU and linen.PReLU: 0.01 (Keras's default is zeros).
     return LayerLayout(
-        weights=_vector(layer, "alpha", "alpha_initializer", "other", _constant(0.25))
+        weights=_vector(
+            layer, "alpha", "alpha_initializer", "other", _constant(0.25), _flax_constant(0.01)
+        )
     )
 
 
