@@ -1,12 +1,15 @@
-"""Fixed-scale "small random" schemes: the norm before 2010, kept to show why not.
+"""Fixed-scale schemes, whose scale ignores the layer's fan.
 
-``BoundedNormal`` is JAX's and Flax's ``truncated_normal(stddev, lower,
-upper)``, which Flax models still use at a fixed 0.02 (transformer
-embeddings and heads). Their scale ignores the layer's fan: N(0, 0.1^2) or U(-0.1, 0.1) whatever the
-width. In a wide layer the pre-activation std is 0.1 * sqrt(fan_in) times the
+``SmallNormal`` and ``SmallUniform`` are the "small random" norm before
+2010, kept to show why not: N(0, 0.1^2) or U(-0.1, 0.1) whatever the width.
+In a wide layer the pre-activation std is 0.1 * sqrt(fan_in) times the
 input's (too large past ~100 inputs), in a narrow one it shrinks; either way
 the signal and its gradient drift exponentially with depth. Compare them
 with the fan-scaled family in ``keras_inits.variance``.
+
+``BoundedNormal`` is JAX's and Flax's ``truncated_normal(stddev, lower,
+upper)``, which Flax models still use at a fixed 0.02 (transformer
+embeddings and heads, where a fixed std is chosen for the model's width).
 """
 
 import math
@@ -86,10 +89,10 @@ class SmallUniform(RandomInitializer):
 class BoundedNormal(RandomInitializer):
     """JAX's ``truncated_normal``: W = stddev * z, z ~ N(0, 1) truncated to [lower, upper].
 
-        stddev is the std of the normal before the cut, as in JAX (no
-        correction): with the default bounds +-2 the std of W is
-        0.8796 * stddev, and every value lies in [lower * stddev, upper * stddev].
-        Mean of W: stddev * (phi(lower) - phi(upper)) / (Phi(upper) - Phi(lower)).
+    ``stddev`` is the std of the normal before the cut, as in JAX (no
+    correction): with the default bounds +-2 the std of W is
+    0.8796 * stddev, and every value lies in [lower * stddev, upper * stddev].
+    Mean of W: stddev * (phi(lower) - phi(upper)) / (Phi(upper) - Phi(lower)).
 
     Independent of the fans: JAX's ``truncated_normal(0.02)``, Flax's
     ``nnx.initializers.truncated_normal(stddev=0.02)``. For a truncated

@@ -311,6 +311,8 @@ TESTED = {
 NO_FLAX_RULE = {
     "Attention", "AdditiveAttention", "Normalization", "SpectralNormalization",
     "Bidirectional", "TimeDistributed", "RNN", "StackedRNNCells", "Model", "ConvLSTMCell",
+    "LayerScale",  # keras.applications' ConvNeXt: a per-channel scale Flax has no layer for
+    "PositionEmbedding",  # keras-hub's learned positions: each Flax model draws its own
 }  # fmt: skip
 
 
