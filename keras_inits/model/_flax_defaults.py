@@ -10,19 +10,8 @@ import numpy as np
 from keras_inits import _sampling
 from keras_inits._validation import check_choice, check_seed
 from keras_inits.model._layouts import FlaxRule
-from keras_inits.model._reinitialize import WeightChange
-from keras_inits.model._walk import (
-    Assignment,
-    assign_all,
-    check_model,
-    in_shape,
-    seeds,
-    shape_of,
-    std,
-    to_numpy,
-    walk,
-    weight_name,
-)
+from keras_inits.model._reinitialize import WeightChange, redraw_by_rule
+from keras_inits.model._walk import check_model, in_shape
 
 __all__ = ["flax_defaults"]
 
@@ -124,36 +113,17 @@ def flax_defaults(
         raise TypeError(
             f"`optimized_lstm` must be a bool. Received: optimized_lstm={optimized_lstm!r}"
         )
-    plan: list[tuple[Any, str, Any, FlaxRule | None, str]] = []
-    for leaf in walk(model):
-        for entry, variable in leaf.placed():
-            tie = "tied (lookup and output projection): " if entry.tied else ""
-            plan.append((leaf.layer, entry.attribute, variable, entry.flax, tie))
-        plan.extend((leaf.layer, weight_name(v), v, None, "") for v in leaf.unplaced())
-    next_seed = seeds(seed)
-    assignments = []
-    for index, (layer, _, variable, rule, _) in enumerate(plan):
-        if rule is None:
-            assignments.append(Assignment(variable, None, to_numpy(variable)))
-            continue
-        dtype = keras.backend.standardize_dtype(variable.dtype)
-        optimized = optimized_lstm and isinstance(layer, keras.layers.LSTMCell)
-        blocks = rule.blocks_for(api, optimized)
-        values = _flax_draw(rule, shape_of(variable), dtype, next_seed(index), blocks)
-        assignments.append(Assignment(variable, values, to_numpy(variable)))
-    assign_all([a for a in assignments if a.values is not None])
-    return [
-        WeightChange(
-            layer=layer.name,
-            weight=name,
-            path=variable.path,
-            rule="unchanged"
-            if rule is None
-            else tie + rule.rule(api, optimized_lstm and isinstance(layer, keras.layers.LSTMCell)),
-            fan_in=None if rule is None else rule.fan_in,
-            fan_out=None,
-            old_std=std(assignment.before),
-            new_std=std(variable),
-        )
-        for (layer, name, variable, rule, tie), assignment in zip(plan, assignments, strict=True)
-    ]
+
+    def optimized(layer: Any) -> bool:
+        return optimized_lstm and isinstance(layer, keras.layers.LSTMCell)
+
+    def draw(layer: Any, rule: FlaxRule, shape: tuple[int, ...], dtype: str, seed_of: Any) -> Any:
+        return _flax_draw(rule, shape, dtype, seed_of(0), rule.blocks_for(api, optimized(layer)))
+
+    return redraw_by_rule(
+        model,
+        seed,
+        lambda entry: entry.flax,
+        draw,
+        lambda layer, rule: rule.rule(api, optimized(layer)),
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -25,9 +26,10 @@ from keras_inits.model._walk import (
     to_numpy,
     unknown_kind,
     walk,
+    weight_name,
 )
 
-__all__ = ["WeightChange", "reinitialize"]
+__all__ = ["WeightChange", "redraw_by_rule", "reinitialize"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +56,63 @@ class WeightChange:
     fan_out: float | None
     old_std: float
     new_std: float
+
+
+# draw(layer, rule, shape, dtype, seed_of) -> values; seed_of(k): the weight's k-th seed.
+RuleDraw = Callable[[Any, Any, tuple[int, ...], str, Callable[[int], Any]], Any]
+
+
+def redraw_by_rule(
+    model: Any,
+    seed: Any,
+    rule_of: Callable[[WeightLayout], Any],
+    draw: RuleDraw,
+    describe: Callable[[Any, Any], str],
+    seeds_per_weight: int = 1,
+) -> list[WeightChange]:
+    """Re-draws every weight the table gives a rule (``torch_defaults``, ``flax_defaults``).
+
+    ``rule_of(entry)`` is a weight's rule in the table, or None (the weight is
+    left as it is and reported "unchanged", as is a weight the table cannot
+    place); ``draw`` makes its new values, ``describe(layer, rule)`` says the
+    rule in words. Weight i takes the seeds ``seeds_per_weight * i + k``. The
+    model and seed are validated by the caller; everything is drawn before
+    anything is assigned.
+    """
+    plan: list[tuple[Any, str, Any, Any, str]] = []
+    for leaf in walk(model):
+        for entry, variable in leaf.placed():
+            tie = "tied (lookup and output projection): " if entry.tied else ""
+            plan.append((leaf.layer, entry.attribute, variable, rule_of(entry), tie))
+        plan.extend((leaf.layer, weight_name(v), v, None, "") for v in leaf.unplaced())
+    next_seed = seeds(seed)
+    assignments = []
+    for index, (layer, _, variable, rule, _) in enumerate(plan):
+        before = to_numpy(variable)
+        if rule is None:
+            assignments.append(Assignment(variable, None, before))
+            continue
+        dtype = keras.backend.standardize_dtype(variable.dtype)
+
+        def seed_of(k: int, index: int = index) -> Any:
+            return next_seed(seeds_per_weight * index + k)
+
+        values = draw(layer, rule, shape_of(variable), dtype, seed_of)
+        assignments.append(Assignment(variable, values, before))
+    assign_all([a for a in assignments if a.values is not None])
+    return [
+        WeightChange(
+            layer=layer.name,
+            weight=name,
+            path=variable.path,
+            rule="unchanged" if rule is None else tie + describe(layer, rule),
+            fan_in=None if rule is None else rule.fan_in,
+            fan_out=None,
+            old_std=std(assignment.before),
+            new_std=std(variable),
+        )
+        for (layer, name, variable, rule, tie), assignment in zip(plan, assignments, strict=True)
+    ]
 
 
 def _redrawable(initializer: Any) -> bool:

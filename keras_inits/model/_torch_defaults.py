@@ -10,19 +10,8 @@ import numpy as np
 from keras_inits import _sampling
 from keras_inits._validation import check_seed
 from keras_inits.model._layouts import TorchRule
-from keras_inits.model._reinitialize import WeightChange
-from keras_inits.model._walk import (
-    Assignment,
-    assign_all,
-    check_model,
-    in_shape,
-    seeds,
-    shape_of,
-    std,
-    to_numpy,
-    walk,
-    weight_name,
-)
+from keras_inits.model._reinitialize import WeightChange, redraw_by_rule
+from keras_inits.model._walk import check_model, in_shape
 
 __all__ = ["torch_defaults"]
 
@@ -98,34 +87,10 @@ def torch_defaults(model: keras.Model, seed: Any = None) -> list[WeightChange]:
     """
     check_model(model)
     seed = check_seed(seed)
-    plan: list[tuple[Any, str, Any, TorchRule | None, str]] = []
-    for leaf in walk(model):
-        placed = leaf.placed()
-        for entry, variable in placed:
-            tie = "tied (lookup and output projection): " if entry.tied else ""
-            plan.append((leaf.layer, entry.attribute, variable, entry.torch, tie))
-        plan.extend((leaf.layer, weight_name(v), v, None, "") for v in leaf.unplaced())
-    next_seed = seeds(seed)
-    assignments = []
-    for index, (_, _, variable, rule, _) in enumerate(plan):
-        if rule is None:
-            assignments.append(Assignment(variable, None, to_numpy(variable)))
-            continue
-        dtype = keras.backend.standardize_dtype(variable.dtype)
-        pair = (next_seed(2 * index), next_seed(2 * index + 1))
-        values = _torch_draw(rule, shape_of(variable), dtype, pair)
-        assignments.append(Assignment(variable, values, to_numpy(variable)))
-    assign_all([a for a in assignments if a.values is not None])
-    return [
-        WeightChange(
-            layer=layer.name,
-            weight=name,
-            path=variable.path,
-            rule="unchanged" if rule is None else tie + rule.rule,
-            fan_in=None if rule is None else rule.fan_in,
-            fan_out=None,
-            old_std=std(assignment.before),
-            new_std=std(variable),
-        )
-        for (layer, name, variable, rule, tie), assignment in zip(plan, assignments, strict=True)
-    ]
+
+    def draw(layer: Any, rule: TorchRule, shape: tuple[int, ...], dtype: str, seed_of: Any) -> Any:
+        return _torch_draw(rule, shape, dtype, (seed_of(0), seed_of(1)))
+
+    return redraw_by_rule(
+        model, seed, lambda entry: entry.torch, draw, lambda _, rule: rule.rule, seeds_per_weight=2
+    )
