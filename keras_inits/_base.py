@@ -75,6 +75,17 @@ def available_dtype(dtype: str) -> str:
         >>> available_dtype("float32")
         'float32'
     """
+    if dtype == "complex128":
+        # complex128 is two float64 parts: without them (JAX without x64) the
+        # backend would give complex64, which is refused rather than given.
+        if available_dtype("float64") != "float64":
+            raise ValueError(
+                f"`dtype` complex128 needs float64, which the {keras.backend.backend()} "
+                "backend does not give here (JAX gives it only with jax_enable_x64; "
+                "it would give complex64). Use complex64, or enable x64. "
+                f"Received: dtype={dtype!r}"
+            )
+        return dtype
     if dtype != "float64":
         return dtype
     given: str = keras.backend.standardize_dtype(keras.ops.zeros((), dtype=dtype).dtype)
@@ -129,6 +140,10 @@ class BaseInitializer(keras.initializers.Initializer):
     ``DeterministicInitializer``, not this class directly.
     """
 
+    # True in a class that draws complex64 and complex128 as well (its ``_draw``
+    # then receives them); every other class refuses them with the dtype error.
+    COMPLEX: bool = False
+
     def __call__(self, shape: Any, dtype: Any = None, layout: Any = None) -> Any:
         """Returns a tensor of ``shape`` and float ``dtype`` (default floatx).
 
@@ -142,7 +157,7 @@ class BaseInitializer(keras.initializers.Initializer):
                 initializer cannot fill, or ``dtype`` is not a floating-point dtype.
         """
         shape = check_shape(shape)
-        dtype = available_dtype(check_dtype(dtype))
+        dtype = available_dtype(check_dtype(dtype, complex_ok=self.COMPLEX))
         self._check_shape(shape)
         seed = self._next_seed()
         if 0 in shape:

@@ -41,6 +41,8 @@ __all__ = [
 _Choice = TypeVar("_Choice", bound=str)
 
 FLOAT_DTYPES = ("bfloat16", "float16", "float32", "float64")
+# The complex dtypes the fan-scaled family, SmallNormal and BlockOrthogonal draw.
+COMPLEX_DTYPES = ("complex128", "complex64")
 
 
 def _received(name: str, value: Any) -> str:
@@ -262,15 +264,26 @@ def check_kernel_rank(
         raise shape_error(owner, f"have rank >= 2, laid out {layout}", shape)
 
 
-def check_dtype(dtype: Any) -> str:
-    """Returns the standard name of a floating-point ``dtype`` (None: floatx)."""
+def check_dtype(dtype: Any, complex_ok: bool = False) -> str:
+    """Returns the standard name of a floating-point ``dtype`` (None: floatx).
+
+    ``complex_ok``: complex64 and complex128 are allowed too (an initializer
+    that draws them says so).
+    """
     if dtype is None:
         return keras.config.floatx()
     try:
         name = keras.backend.standardize_dtype(dtype)
     except (ValueError, TypeError, AttributeError):
         name = None
+    if complex_ok and name in COMPLEX_DTYPES:
+        return name
     if name not in FLOAT_DTYPES:
+        if complex_ok:
+            raise ValueError(
+                "`dtype` must be a floating-point or complex dtype, one of "
+                f"{FLOAT_DTYPES + COMPLEX_DTYPES}. {_received('dtype', dtype)}"
+            )
         raise ValueError(
             f"`dtype` must be a floating-point dtype, one of {FLOAT_DTYPES}. "
             f"{_received('dtype', dtype)}"

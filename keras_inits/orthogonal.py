@@ -111,6 +111,8 @@ class BlockOrthogonal(RandomInitializer):
         compact groups" (the sign correction), https://arxiv.org/abs/math-ph/0609050
     """
 
+    COMPLEX = True
+
     def __init__(
         self,
         blocks: int | None = None,

@@ -46,7 +46,11 @@ class SmallNormal(RandomInitializer):
         self.stddev = check_positive("stddev", stddev)
         super().__init__(seed=seed)
 
+    COMPLEX = True
+
     def _draw(self, shape: tuple[int, ...], dtype: str, seed: Any) -> Any:
+        if dtype.startswith("complex"):  # JAX's complex normal: E|z|^2 = stddev^2
+            return _sampling.complex_scaled("untruncated_normal", shape, self.stddev, dtype, seed)
         return _sampling.normal(shape, self.stddev, dtype, seed)
 
     def get_config(self) -> dict[str, Any]:

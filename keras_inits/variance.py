@@ -163,7 +163,13 @@ class VarianceScaling(RandomInitializer, keras.initializers.VarianceScaling):
         fan_in, fan_out = self._fans(tuple(shape))
         return math.sqrt(self.scale / fan_for_mode(self.mode, fan_in, fan_out))
 
+    COMPLEX = True
+
     def _draw(self, shape: tuple[int, ...], dtype: str, seed: Any) -> Any:
+        if dtype.startswith("complex"):
+            return _sampling.complex_scaled(
+                self.distribution, shape, self.stddev(shape), dtype, seed
+            )
         return _sampling.scaled(self.distribution, shape, self.stddev(shape), dtype, seed)
 
     def get_config(self) -> dict[str, Any]:

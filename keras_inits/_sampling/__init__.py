@@ -60,6 +60,7 @@ __all__ = [
     "bounded_normal",
     "check_fits",
     "column_subsets",
+    "complex_scaled",
     "forced_layout",
     "layout_for",
     "normal",
@@ -82,6 +83,11 @@ _RANGE = {
     "float32": (3.4028234663852886e38, 2.0**-149),
     "float64": (1.7976931348623157e308, 5e-324),
 }
+# A complex dtype -> the float dtype of its real and imaginary parts.
+_PARTS = {"complex64": "float32", "complex128": "float64"}
+# E|z|^2 of a complex normal with E|z|^2 = 1 whose modulus is cut at 2: |z|^2 is
+# Exp(1) cut at 4, so E|z|^2 = (1 - 5 e^-4) / (1 - e^-4) = 0.92536628...
+_COMPLEX_TRUNCATED_VAR = (1.0 - 5.0 * math.exp(-4.0)) / (1.0 - math.exp(-4.0))
 # Explicit mantissa bits of the half-precision dtypes.
 _MANTISSA = {"float16": 10, "bfloat16": 7}
 # A standard normal exceeds 8.5 in absolute value with probability 1.9e-17.
@@ -263,6 +269,96 @@ def scaled(distribution: str, shape: tuple[int, ...], stddev: float, dtype: str,
     return truncated_normal(shape, stddev, dtype, seed)
 
 
+# Complex draws (JAX's laws for complex64 and complex128). Each is one real
+# draw of shape (2, *shape) in the parts' float dtype, from the stream above,
+# made complex with keras.ops (cast, times 1j): keras.ops.view_as_complex
+# always gives complex64, so it would drop complex128's precision.
+
+
+def _complex(real: Any, imag: Any, dtype: str) -> Any:
+    """real + i imag in the complex ``dtype``.
+
+    Python's operators, not keras.ops.add / multiply: on TensorFlow those give
+    complex64 for two complex128 tensors (checked on Keras 3.15.1).
+    """
+    unit = keras.ops.convert_to_tensor(1j, dtype=dtype)
+    return keras.ops.cast(real, dtype) + keras.ops.cast(imag, dtype) * unit
+
+
+def complex_scaled(
+    distribution: str, shape: tuple[int, ...], stddev: float, dtype: str, seed: Any
+) -> Any:
+    """A complex draw with E|z|^2 = stddev^2, circularly symmetric (JAX's laws).
+
+    Every law here is invariant under z -> e^(i phi) z, so the real and
+    imaginary parts each have variance stddev^2 / 2 and are uncorrelated.
+
+        untruncated_normal:  real and imaginary parts independent N(0, stddev^2 / 2).
+        truncated_normal:    a complex normal whose modulus is cut at 2 of its own
+                             scale, |z|^2 ~ Exp cut at 4, phase uniform, rescaled
+                             so that E|z|^2 = stddev^2 after the cut:
+                             |z| <= 2 stddev / sqrt(0.92536628...).
+        uniform:             uniform on the disk |z| <= sqrt(2) stddev.
+
+    JAX's truncated law differs only in scale: it divides by 0.95311164 =
+    sqrt(1 - 5 e^-4), which leaves E|z|^2 = 1.0186 stddev^2 after the cut
+    (its std 0.93% high); this one divides by the std after the cut.
+    """
+    part = _PARTS[dtype]
+    if distribution == "untruncated_normal":
+        parts = normal((2, *shape), stddev / math.sqrt(2.0), part, seed)
+        return _complex(parts[0], parts[1], dtype)
+    if distribution == "uniform":
+        reach, square = math.sqrt(2.0), 2.0 * stddev**2  # |z|^2 = square * U(0, 1)
+    else:
+        reach = 2.0 / math.sqrt(_COMPLEX_TRUNCATED_VAR)
+        square = stddev**2 / _COMPLEX_TRUNCATED_VAR
+    # Each part's std is stddev / sqrt 2; no part reaches beyond |z|'s bound.
+    _check_range(stddev / math.sqrt(2.0), reach * math.sqrt(2.0), part)
+    u = _draw("uniform", (2, *shape), 1.0, part, seed)  # U(-1, 1)
+    unit = keras.ops.multiply(keras.ops.add(u[0], 1.0), 0.5)  # U(0, 1)
+    if distribution == "uniform":
+        modulus2 = keras.ops.multiply(unit, square)
+    else:
+        # Inverse CDF of Exp(1) cut at 4: -log(1 - (1 - e^-4) v), v ~ U(0, 1); the
+        # minimum guards the cut against rounding in log1p.
+        cut = keras.ops.negative(keras.ops.log1p(keras.ops.multiply(unit, math.expm1(-4.0))))
+        modulus2 = keras.ops.multiply(keras.ops.minimum(cut, 4.0), square)
+    modulus = keras.ops.sqrt(modulus2)
+    phase = keras.ops.multiply(u[1], math.pi)  # U(-pi, pi)
+    real = keras.ops.multiply(modulus, keras.ops.cos(phase))
+    imag = keras.ops.multiply(modulus, keras.ops.sin(phase))
+    return _complex(real, imag, dtype)
+
+
+def _complex_orthogonal(batch: int, rows: int, cols: int, gain: float, dtype: str, seed: Any) -> Any:
+    """``orthogonal``'s complex case: Haar-random unitary columns (or rows) times ``gain``.
+
+    Q from the reduced QR of a complex standard normal, column j times the
+    phase diag(R)_j / |diag(R)_j| (1 where it is 0), as JAX's orthogonal: Q^H Q
+    = I where rows >= cols, Q Q^H = I (the plain transpose, as JAX) otherwise.
+    """
+    tall, narrow = max(rows, cols), min(rows, cols)
+    part = _PARTS[dtype]
+    _check_range(gain / math.sqrt(tall), math.sqrt(tall), part)
+    parts = normal((2, batch, tall, narrow), math.sqrt(0.5), part, seed)
+    q, r = keras.ops.qr(_complex(parts[0], parts[1], dtype), mode="reduced")
+    del parts
+    diagonal = keras.ops.diagonal(r, axis1=-2, axis2=-1)  # (batch, narrow)
+    del r
+    # Phases in the parts' float dtype, made complex last: keras.ops's complex
+    # arithmetic gives complex64 for complex128 on TensorFlow (see ``_complex``).
+    size = keras.ops.abs(diagonal)
+    zero = keras.ops.equal(size, 0.0)
+    size = keras.ops.where(zero, 1.0, size)
+    cosine = keras.ops.where(zero, 1.0, keras.ops.real(diagonal) / size) * gain
+    sine = keras.ops.where(zero, 0.0, keras.ops.imag(diagonal) / size) * gain
+    q = q * keras.ops.expand_dims(_complex(cosine, sine, dtype), axis=-2)
+    if rows < cols:
+        q = keras.ops.transpose(q, (0, 2, 1))
+    return q
+
+
 def orthogonal(batch: int, rows: int, cols: int, gain: float, dtype: str, seed: Any) -> Any:
     """``batch`` independent Haar-random (rows, cols) matrices times ``gain``.
 
@@ -272,8 +368,11 @@ def orthogonal(batch: int, rows: int, cols: int, gain: float, dtype: str, seed: 
     multiplied by the sign of R[j, j], which makes Q exactly Haar
     distributed (without it, Q depends on the QR routine's sign convention).
     float16 and bfloat16 are computed in float32 and cast, as every draw here.
-    Returns a tensor of shape (batch, rows, cols).
+    complex64 and complex128 give unitary columns (or rows), phases fixed by
+    diag(R), as JAX's orthogonal. Returns a tensor of shape (batch, rows, cols).
     """
+    if dtype in _PARTS:
+        return _complex_orthogonal(batch, rows, cols, gain, dtype, seed)
     tall, narrow = max(rows, cols), min(rows, cols)
     # Entries of a unit vector of length `tall` have std 1 / sqrt(tall), reach 1.
     _check_range(gain / math.sqrt(tall), math.sqrt(tall), dtype)
