@@ -8,6 +8,9 @@ needs float64: where the backend has none (JAX without x64) it is refused.
 """
 
 import math
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -25,7 +28,11 @@ STD = math.sqrt(SCALE / SHAPE[0])  # E|z|^2 = STD^2
 DTYPES = ["complex64", "complex128"]
 EPS = {"complex64": float(np.finfo(np.float32).eps), "complex128": float(np.finfo(np.float64).eps)}
 # Our distribution name -> JAX's.
-JAX_NAMES = {"truncated_normal": "truncated_normal", "untruncated_normal": "normal", "uniform": "uniform"}
+JAX_NAMES = {
+    "truncated_normal": "truncated_normal",
+    "untruncated_normal": "normal",
+    "uniform": "uniform",
+}
 # JAX's complex truncated normal divides by sqrt(1 - 5 e^-4), not by the std
 # after the cut: its draw times this factor has our law.
 JAX_TRUNCATED_FIX = 0.95311164380491208 / math.sqrt(_COMPLEX_TRUNCATED_VAR)
@@ -191,6 +198,10 @@ def test_complex_seed_reproducibility(make):
     init = make()
     a, b = draw(init, shape, "complex64"), draw(init, shape, "complex64")
     assert not np.array_equal(a, b)  # each call of one instance draws anew
+
+
+def test_complex_seed_generator_advances():
+    shape = (16, 12)
     generator = keras.random.SeedGenerator(7)
     c = draw(ki.VarianceScaling(seed=generator), shape, "complex64")
     d = draw(ki.VarianceScaling(seed=generator), shape, "complex64")
@@ -242,3 +253,25 @@ def test_every_registered_initializer_draws_or_refuses_complex():
         else:
             with pytest.raises(ValueError, match=r"`dtype` must be a floating-point dtype"):
                 init((6, 6), dtype="complex64")
+
+
+@pytest.mark.slow
+def test_complex128_with_jax_x64_draws_the_law():
+    # JAX's x64 switch is read once, at start-up: this file in a fresh process with
+    # it on, where complex128 is drawn (and KS-tested against JAX) instead of refused.
+    if not ON_JAX:
+        pytest.skip("JAX's x64 switch changes only the JAX backend")
+    env = {**os.environ, "JAX_ENABLE_X64": "1", "KERAS_BACKEND": "jax"}
+    tests = os.path.dirname(os.path.abspath(__file__))
+    here = os.path.join(tests, "test_complex.py")
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:xdist"]
+    completed = subprocess.run(
+        [*command, here, "-x", "-k", "complex128 and not x64"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=os.path.dirname(tests),
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stdout[-4000:]
+    assert " passed" in completed.stdout and "skipped" not in completed.stdout

@@ -331,7 +331,9 @@ def complex_scaled(
     return _complex(real, imag, dtype)
 
 
-def _complex_orthogonal(batch: int, rows: int, cols: int, gain: float, dtype: str, seed: Any) -> Any:
+def _complex_orthogonal(
+    batch: int, rows: int, cols: int, gain: float, dtype: str, seed: Any
+) -> Any:
     """``orthogonal``'s complex case: Haar-random unitary columns (or rows) times ``gain``.
 
     Q from the reduced QR of a complex standard normal, column j times the
