@@ -4,7 +4,7 @@ For every registered class (driven by the registry, so a new class is
 covered the moment it is registered), hypothesis draws constructor
 arguments (valid and invalid: NaN, inf, huge, negative, zero, wrong types,
 bool), a shape (rank 0 to 5, zero-sized, negative dimensions) and a dtype
-(the four float dtypes, int32, nonsense, None), and does the same for
+(the four float dtypes, complex64 and complex128, int32, nonsense, None), and does the same for
 ``get()`` and the gain functions. Every outcome must be one of two:
 
 - a tensor of the asked shape, in the dtype the backend gives for the asked
@@ -39,6 +39,7 @@ import keras_inits as ki
 from keras_inits._base import DeterministicInitializer
 from keras_inits._gain import Nonlinearity
 from keras_inits._registry import CLASSES
+from keras_inits._sampling import _COMPLEX_TRUNCATED_VAR
 
 PROPERTY = settings(
     derandomize=True,
@@ -46,7 +47,17 @@ PROPERTY = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-DTYPES = ("float16", "bfloat16", "float32", "float64", "int32", "nonsense", None)
+DTYPES = (
+    "float16",
+    "bfloat16",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
+    "int32",
+    "nonsense",
+    None,
+)
 # A message in the house grammar: an argument in backticks, then what it received.
 GRAMMAR = re.compile(r"`[A-Za-z_][\w.]*`.* Received: [A-Za-z_]\w*=", re.DOTALL)
 UNKNOWN = re.compile(r"^Unknown (initializer|activation)\..* Received: \w+=", re.DOTALL)
@@ -151,7 +162,9 @@ def given_dtype(dtype: str | None) -> str:
     return name
 
 
-def bound(initializer: typing.Any, shape: tuple[int, ...]) -> float | None:
+def bound(
+    initializer: typing.Any, shape: tuple[int, ...], complex_dtype: bool = False
+) -> float | None:
     """The largest |value| a bounded distribution can give on ``shape``, or None."""
     if isinstance(initializer, ki.SmallUniform):
         return initializer.limit
@@ -166,6 +179,12 @@ def bound(initializer: typing.Any, shape: tuple[int, ...]) -> float | None:
     batch = getattr(initializer, "batch_axis", [])
     fan = fan_for_mode(initializer.mode, *compute_fans(shape, batch_axis=batch))
     std = math.sqrt(initializer.scale / max(1.0, fan))
+    if complex_dtype:  # |z| on the disk of radius sqrt(2) std, or cut at 2 std / sqrt(C)
+        if initializer.distribution == "uniform":
+            return math.sqrt(2.0) * std
+        if initializer.distribution == "truncated_normal":
+            return 2.0 * std / math.sqrt(_COMPLEX_TRUNCATED_VAR)
+        return None
     if initializer.distribution == "uniform":
         return math.sqrt(3.0) * std
     if initializer.distribution == "truncated_normal":
@@ -183,9 +202,10 @@ def check_call(initializer: typing.Any, shape: tuple[int, ...], dtype: str | Non
     event("call: drew")
     assert tuple(output.shape) == shape
     assert keras.backend.standardize_dtype(output.dtype) == given_dtype(dtype)
-    values = to_numpy(output)
+    complex_dtype = given_dtype(dtype).startswith("complex")
+    values = np.asarray(keras.ops.convert_to_numpy(output)) if complex_dtype else to_numpy(output)
     assert np.all(np.isfinite(values)), (initializer, shape, dtype)
-    limit = bound(initializer, shape)
+    limit = bound(initializer, shape, complex_dtype)
     if limit is not None and values.size:
         epsilon = float(keras.ops.convert_to_numpy(keras.ops.cast(2.0**-7, "float32")))
         relative = {"float16": 2.0**-10, "bfloat16": epsilon}.get(given_dtype(dtype), 1e-6)
