@@ -58,6 +58,8 @@ class BlockOrthogonal(RandomInitializer):
             Q_i^T Q_i = I_c   where r >= c   (orthonormal columns)
             Q_i Q_i^T = I_r   where r <  c   (orthonormal rows)
         b = blocks, or with blocks=None: n // r where r divides n, else 1.
+        complex64/complex128: each Q_i Haar unitary (Q_i^H Q_i = I_c, or
+        Q_i Q_i^H = I_r), as JAX's orthogonal draws it.
 
     ``column_axis`` (JAX's argument) names the axis that holds the columns
     (and the blocks): the kernel is drawn as above with that axis moved last,

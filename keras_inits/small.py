@@ -25,6 +25,9 @@ __all__ = ["BoundedNormal", "SmallNormal", "SmallUniform"]
 class SmallNormal(RandomInitializer):
     """W ~ N(0, stddev^2), untruncated, independent of the fans (default 0.1).
 
+    complex64/complex128: JAX's complex normal, real and imaginary parts
+    independent N(0, stddev^2 / 2), so E|W|^2 = stddev^2.
+
     Args:
         stddev: The standard deviation, a finite number > 0.
         seed: An int, None or a ``keras.random.SeedGenerator`` (see docs/seeds.md).

@@ -79,6 +79,9 @@ class VarianceScaling(RandomInitializer, keras.initializers.VarianceScaling):
                              Exact: no value ever lies beyond 2 s.
         untruncated_normal:  N(0, scale / n).
         uniform:             U(-sqrt(3 scale / n), +sqrt(3 scale / n)).
+        complex64/complex128: JAX's circular laws with E|z|^2 = scale / n, the
+                             variance split equally between the parts (see
+                             ``_sampling.complex_scaled`` and docs/jax-flax.md).
 
     Fans are those of the Keras kernel layout ``(*receptive_field, in, out)``
     unless ``input_axes`` and ``output_axes`` are both given; ``batch_axis``
