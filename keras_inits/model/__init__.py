@@ -52,6 +52,7 @@ from keras_inits.model._lora import LoRARecord, lora, lora_delta
 from keras_inits.model._lsuv import LSUVRecord, lsuv
 from keras_inits.model._reinitialize import WeightChange, reinitialize
 from keras_inits.model._residual import ResidualChange, residual
+from keras_inits.model._residual_scale import ResidualScale
 from keras_inits.model._torch_defaults import torch_defaults
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "MaterializeReport",
     "ResidualBranch",
     "ResidualChange",
+    "ResidualScale",
     "TorchRule",
     "WeightChange",
     "WeightLayout",
