@@ -17,7 +17,8 @@ reads it:
 - ``deferred()`` and ``materialize(model, weights)``: build without drawing, then
   load each weight once (or draw it with its own initializer).
 - ``residual_branches(model)`` and ``residual(model, scheme)``: the residual
-  branches read from the graph, and depth-aware init of the weights ending them.
+  branches read from the graph, and depth-aware init of the weights ending them;
+  ``ResidualScale``, the branch scalar that SkipInit and ReZero zero.
 
 Each changes the model in place and returns a report (records built by
 keyword); none builds a new model. Each validates, plans and draws
