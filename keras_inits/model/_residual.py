@@ -43,10 +43,12 @@ Scheme = Literal[
 Stack = Literal["decoder", "encoder"]
 
 # T-Fixup's encoder factor, 0.67 N^(-1/4), beside the decoder's (9N)^(-1/4),
-# as Huang et al.'s Section 3.3 states them. Checked against: the paper's
-# rule as restated in this project's issue 21; the paper's PDF and the
-# reference code (layer6ai-labs/T-Fixup) could not be read from here, so the
-# golden values in the tests are these formulas' numbers, not the code's.
+# as Huang et al.'s Section 3.3 states them. Checked against: Papers with
+# Code's restatement of Section 3.3 (paperswithcode.com/method/t-fixup; the
+# same formulas, the same weights). The paper writes the embeddings'
+# N(0, d^(-1/2)); read here as std d^(-1/2), fairseq's Embedding init, on
+# which the reference code (layer6ai-labs/T-Fixup) builds. That code itself
+# could not be read from here: the tests' golden values are the formulas'.
 _T_FIXUP_ENCODER = 0.67
 
 # trunc_normal_(std=s, a=-3 s, b=3 s), as Megatron and OLMo draw: its std is
