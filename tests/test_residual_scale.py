@@ -135,3 +135,26 @@ def test_a_fresh_process_loads_it(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "['ResidualScale', 'ResidualScale']"
+
+
+def test_branches_given_may_close_with_the_scale():
+    model = _rezero_mlp(2)
+    dense = [layer for layer in model.layers if isinstance(layer, L.Dense)]
+    scales = [layer for layer in model.layers if isinstance(layer, ResidualScale)]
+    given = [[dense[0], dense[1], scales[0]], [dense[2], dense[3]]]
+    records = ki.residual_branches(model, branches=given)
+    assert records[0].norm == scales[0].alpha.path and records[0].ends == (dense[1].kernel.path,)
+    assert records[1].norm is None
+    before = _values(model)
+    assert_error(
+        lambda: ki.residual(model, "rezero", branches=given),
+        ValueError,
+        "`scheme` 'rezero' sets the scalar alpha of x + alpha * f(x) to 0, but branch 1 "
+        f"(given by `branches=`, ending at {dense[3].kernel.path}) has no",
+        prefix=True,
+    )
+    assert all(np.array_equal(a, to_numpy(v)) for a, v in zip(before, model.weights, strict=True))
+    given[1].append(scales[1])
+    report = ki.residual(model, "skipinit", branches=given)
+    assert [c.path for c in report] == [layer.alpha.path for layer in scales]
+    assert all(float(to_numpy(layer.alpha)) == 0.0 for layer in scales)
