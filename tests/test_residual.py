@@ -413,7 +413,7 @@ def test_residual_errors_name_the_problem_and_change_nothing():
         lambda: ki.residual(model, "gtp2"),
         ValueError,
         "`scheme` must be one of ('deepnorm', 'fixup', 'gpt2', 'megatron', 'mitchell', "
-        "'zero_gamma'). Received: scheme='gtp2'",
+        "'rezero', 'skipinit', 't_fixup', 'zero_gamma'). Received: scheme='gtp2'",
     )
     branch = ki.residual_branches(model)[0]
     assert_error(
@@ -614,3 +614,110 @@ def test_keras_hub_blocks(name, layers):
             "`scheme` 'zero_gamma' zeroes the scale of the normalization",
             prefix=True,
         )
+
+
+# T-Fixup (Huang et al., 2020, Section 3.3)
+
+
+def _transformer(blocks, width=32, vocabulary=64, *, post_norm=False):
+    """Embedding, then N norm-free blocks x + attn(x), x + W2 relu(W1 x)."""
+    tokens = keras.Input((4,), dtype="int32")
+    embedding = L.Embedding(vocabulary, width)
+    h = embedding(tokens)
+    attentions, mlps = [], []
+    for _ in range(blocks):
+        attention = L.MultiHeadAttention(4, width // 4)
+        h = h + attention(h, h)
+        if post_norm:
+            h = L.LayerNormalization()(h)
+        fc1, fc2 = L.Dense(2 * width, activation="relu"), L.Dense(width)
+        h = h + fc2(fc1(h))
+        attentions.append(attention)
+        mlps.append((fc1, fc2))
+    return keras.Model(tokens, h), embedding, attentions, mlps
+
+
+@pytest.mark.parametrize("stack, golden", [("decoder", 0.3689), ("encoder", 0.4281)])
+def test_t_fixup_golden_values_huang(stack, golden):
+    # N = 6 blocks: decoder (9 * 6)^(-1/4) = 0.3689, encoder 0.67 * 6^(-1/4) = 0.4281 (the
+    # numbers worked by hand from Section 3.3's formulas); every kernel Xavier first, the
+    # query and key kept at Xavier, the embeddings N(0, d^(-1/2)) x (9N)^(-1/4).
+    blocks, width, vocabulary = 6, 32, 64
+    model, embedding, attentions, mlps = _transformer(blocks, width, vocabulary)
+    report = ki.residual(model, "t_fixup", seed=0, stack=stack, blocks=blocks)
+    by_path = {c.path: c for c in report}
+    scaled = [a._value_dense.kernel for a in attentions] + [
+        a._output_dense.kernel for a in attentions
+    ]
+    scaled += [fc.kernel for pair in mlps for fc in pair]
+    kept = [a._query_dense.kernel for a in attentions] + [a._key_dense.kernel for a in attentions]
+    assert len(report) == len(scaled) + len(kept) + 1
+    assert all(by_path[v.path].factor == pytest.approx(golden, rel=1e-3) for v in scaled)
+    assert all(by_path[v.path].factor == 1.0 for v in kept)
+    xavier = math.sqrt(2.0 / (width + width))  # value, output, query, key: fans (32, 32)
+    for variables, std in ((scaled[: 2 * blocks], golden * xavier), (kept, xavier)):
+        values = np.concatenate([to_numpy(v).ravel() for v in variables])
+        assert abs(values.std() - std) <= std_tolerance(std, values.size, -1.2)
+    mlp = np.concatenate([to_numpy(v).ravel() for v in scaled[2 * blocks :]])
+    std = golden * math.sqrt(2.0 / (width + 2 * width))  # fc1 (32, 64), fc2 (64, 32)
+    assert abs(mlp.std() - std) <= std_tolerance(std, mlp.size, -1.2)
+    table = to_numpy(embedding.embeddings)
+    std = width**-0.5 * 0.3689  # (9 N)^(-1/4) for the embeddings, both stacks
+    assert by_path[embedding.embeddings.path].branch == -1
+    assert abs(table.std() - std) <= std_tolerance(std, table.size)
+    assert stats.kstest(table.ravel() / std, "norm").pvalue > 1e-4
+
+
+def test_t_fixup_needs_stack_and_blocks_and_refuses_post_ln():
+    model, *_ = _transformer(2, width=16)
+    before = _values(model)
+    assert_error(
+        lambda: ki.residual(model, "t_fixup", blocks=2),
+        ValueError,
+        "`scheme` 't_fixup' scales an encoder's blocks by 0.67 N^(-1/4) and a decoder's by "
+        "(9N)^(-1/4), and a graph cannot say which it is: pass stack='encoder' or "
+        "stack='decoder'. Received: stack=None",
+    )
+    assert_error(
+        lambda: ki.residual(model, "t_fixup", stack="decoder"),
+        ValueError,
+        "`scheme` 't_fixup' needs N, the number of transformer blocks",
+        prefix=True,
+    )
+    assert_error(
+        lambda: ki.residual(model, "t_fixup", stack="middle", blocks=2),
+        ValueError,
+        "`stack` must be one of ('decoder', 'encoder'). Received: stack='middle'",
+    )
+    assert_error(
+        lambda: ki.residual(model, "t_fixup", stack="decoder", blocks=True),
+        TypeError,
+        "`blocks`",
+        prefix=True,
+    )
+    assert_error(
+        lambda: ki.residual(model, "gpt2", stack="decoder"),
+        ValueError,
+        "`stack` is an argument of scheme 't_fixup' only; scheme 'gpt2' takes none. "
+        "Received: stack='decoder', scheme='gpt2'",
+    )
+    assert _same(before, model)
+    post, *_ = _transformer(2, width=16, post_norm=True)
+    before = _values(post)
+    assert_error(
+        lambda: ki.residual(post, "t_fixup", stack="encoder", blocks=2),
+        ValueError,
+        "`scheme` 't_fixup' is for blocks without normalization",
+        prefix=True,
+    )
+    assert _same(before, post)
+
+
+def test_t_fixup_counts_a_keras_hub_models_blocks():
+    keras_hub = import_keras_hub()
+    model = _hub_backbones(keras_hub)["gpt2"]()  # 3 blocks, the adapters say so
+    report = ki.residual(model, "t_fixup", seed=0, stack="decoder")
+    golden = (9.0 * 3) ** -0.25
+    scaled = [c for c in report if c.branch >= 0 and c.factor != 1.0]
+    assert scaled and all(c.factor == pytest.approx(golden, rel=1e-12) for c in scaled)
+    assert all("N = 3 blocks" in c.rule for c in scaled)

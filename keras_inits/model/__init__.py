@@ -17,7 +17,8 @@ reads it:
 - ``deferred()`` and ``materialize(model, weights)``: build without drawing, then
   load each weight once (or draw it with its own initializer).
 - ``residual_branches(model)`` and ``residual(model, scheme)``: the residual
-  branches read from the graph, and depth-aware init of the weights ending them.
+  branches read from the graph, and depth-aware init of the weights ending them;
+  ``ResidualScale``, the branch scalar that SkipInit and ReZero zero.
 
 Each changes the model in place and returns a report (records built by
 keyword); none builds a new model. Each validates, plans and draws
@@ -52,6 +53,7 @@ from keras_inits.model._lora import LoRARecord, lora, lora_delta
 from keras_inits.model._lsuv import LSUVRecord, lsuv
 from keras_inits.model._reinitialize import WeightChange, reinitialize
 from keras_inits.model._residual import ResidualChange, residual
+from keras_inits.model._residual_scale import ResidualScale
 from keras_inits.model._torch_defaults import torch_defaults
 
 __all__ = [
@@ -64,6 +66,7 @@ __all__ = [
     "MaterializeReport",
     "ResidualBranch",
     "ResidualChange",
+    "ResidualScale",
     "TorchRule",
     "WeightChange",
     "WeightLayout",

@@ -534,7 +534,11 @@ def _given(model: Any, branches: Any) -> list[Found]:
                 f"Received: branches[{block}]=[]"
             )
         layers = [_by_name(model, x) for x in items]
-        ends = _end_weights(layers[-1])
+        norm = None
+        if len(layers) > 1 and _kind(layers[-1]) == "norm" and _scale_of(layers[-1]) is not None:
+            # A scale after the end (a norm's gamma, a ResidualScale) is the branch's norm.
+            norm = (layers[-1], _scale_of(layers[-1]))
+        ends = _end_weights(layers[-2] if norm is not None else layers[-1])
         end_ids = {id(v) for _, v in ends}
         kernels = [k for layer in layers for k in _kernels(layer) if id(k[1]) not in end_ids]
         found.append(
@@ -545,7 +549,7 @@ def _given(model: Any, branches: Any) -> list[Found]:
                 layers=layers,
                 ends=ends,
                 kernels=kernels + ends,
-                norm=None,
+                norm=norm,
                 post_norm=False,
                 block=block,
             )
@@ -633,7 +637,8 @@ def residual_branches(
         model: A built model or layer.
         branches: None (read the graph) or a list of branches, each a layer
             or a layer name (the layer whose kernel ends it) or a sequence
-            of them (the branch's kernel layers, the end last).
+            of them (the branch's kernel layers, the end last, then
+            optionally the normalization or ``ResidualScale`` after it).
         print_table: Print the records as a table too.
 
     Returns:

@@ -811,6 +811,13 @@ def _layer_scale(layer: Any) -> LayerLayout:
     return LayerLayout(weights=_vector(layer, "gamma", None, "scale"))
 
 
+def _residual_scale(layer: Any) -> LayerLayout:
+    # keras_inits.model.ResidualScale: y = alpha * x, one scalar (SkipInit's, ReZero's alpha).
+    # A scale of the branch (residual_branches finds it as it finds a norm's gamma); no
+    # PyTorch or Flax module matches it.
+    return LayerLayout(weights=_vector(layer, "alpha", "initializer", "scale"))
+
+
 def _preprocessing_statistics(layer: Any) -> LayerLayout:
     # Normalization's adapted mean, variance and count: data, not initialization.
     return LayerLayout(
@@ -858,6 +865,12 @@ _REVERSIBLE_EMBEDDINGS: tuple[type, ...] = tuple(
 )
 
 
+def _residual_scale_class() -> type:
+    from keras_inits.model._residual_scale import ResidualScale
+
+    return ResidualScale
+
+
 def _register_keras_kinds() -> None:
     L = keras.layers
     _GATES.update({L.LSTMCell: 4, L.GRUCell: 3, L.SimpleRNNCell: 1})
@@ -879,6 +892,7 @@ def _register_keras_kinds() -> None:
         ((L.Normalization,), _preprocessing_statistics),
         ((_compat.convnext_layer_scale_class(),), _layer_scale),
         ((L.SpectralNormalization,), _spectral_norm),
+        ((_residual_scale_class(),), _residual_scale),
         ((L.MultiHeadAttention, getattr(L, "GroupQueryAttention", None)), _attention),
         ((L.Bidirectional,), _children_only("forward_layer", "backward_layer", wraps=True)),
         ((L.TimeDistributed,), _children_only("layer", wraps=True)),
