@@ -96,10 +96,24 @@ def string_name(cls: type) -> str:
 
 
 def our_names() -> tuple[str, ...]:
-    """The string names of the classes registered as "keras_inits>ClassName", sorted."""
+    """The string names of the initializers registered as "keras_inits>ClassName", sorted.
+
+    Only initializers: the package also registers a layer (``ResidualScale``),
+    which is no initializer's name.
+    """
     prefix = f"{PACKAGE}>"
     found = keras.saving.get_custom_objects()
-    return tuple(sorted({string_name(cls) for key, cls in found.items() if key.startswith(prefix)}))
+    return tuple(
+        sorted(
+            {
+                string_name(cls)
+                for key, cls in found.items()
+                if key.startswith(prefix)
+                and isinstance(cls, type)
+                and issubclass(cls, keras.initializers.Initializer)
+            }
+        )
+    )
 
 
 # Short names Keras also resolves, though keras.initializers does not export them.
@@ -164,7 +178,7 @@ def resolve(identifier: Any, argument: str = "identifier") -> Any:
             f"Received: {argument}={identifier!r}"
         )
     try:
-        return keras.initializers.get(identifier)
+        found = keras.initializers.get(identifier)
     except Exception as error:  # Keras's own words never reach the user
         if not isinstance(identifier, (str, dict)):
             raise ValueError(
@@ -172,6 +186,15 @@ def resolve(identifier: Any, argument: str = "identifier") -> Any:
                 f"{error}). Received: {argument}={identifier!r}"
             ) from error
         failure = error
+    else:
+        if not isinstance(found, keras.Operation):
+            return found
+        # Keras resolves any registered object by name, a layer (ResidualScale) included.
+        raise ValueError(
+            f"`{argument}` names a {type(found).__name__}, a layer, not an initializer. "
+            f"keras_inits.names() lists ours, keras.initializers Keras's. "
+            f"Received: {argument}={identifier!r}"
+        )
     if isinstance(identifier, dict):
         _raise_config_error(identifier)  # outside the except: no Keras error as context
     name = identifier if isinstance(identifier, str) else identifier.get("class_name")

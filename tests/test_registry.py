@@ -237,3 +237,17 @@ def test_resolve_names_come_from_keras_table_of_registered_objects():
     from keras_inits._resolve import our_names
 
     assert our_names() == ki.names()
+
+
+@pytest.mark.parametrize(
+    "identifier",
+    ["keras_inits>ResidualScale", {"class_name": "keras_inits>ResidualScale", "config": {}}],
+)
+def test_a_registered_layer_is_no_initializer(identifier):
+    # The package registers one layer (ResidualScale); Keras's get() would hand it back.
+    message = (
+        "`identifier` names a ResidualScale, a layer, not an initializer. keras_inits.names() "
+        f"lists ours, keras.initializers Keras's. Received: identifier={identifier!r}"
+    )
+    assert_error(lambda: ki.get(identifier), ValueError, message)
+    assert "residual_scale" not in ki.names()
