@@ -6,6 +6,7 @@ import sys
 
 import keras
 import pytest
+from helpers import import_keras_hub
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -147,12 +148,16 @@ def test_block_accepts_this_backends_real_tensors():
 
 
 @pytest.mark.slow
-def test_lora_benchmark_runs():
+@pytest.mark.parametrize("backbone", [False, True], ids=["dense", "keras_hub_backbone"])
+def test_lora_benchmark_runs(backbone):
+    if backbone:
+        import_keras_hub()  # a named skip on the Keras floor, which has no keras-hub
     completed = run_script(
         "bench_lora.py", "--size", "32", "--rank", "2", "--rounds", "1", "--hidden", "16",
         "--layers", "1", "--heads", "2", "--vocabulary", "32",
+        *(() if backbone else ("--no-backbone",)),
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr[-3000:]
     for method in ("keras enable_lora", "pissa, exact SVD", "pissa, niter=4"):
         assert f"| Dense (32, 32) | {method} |" in completed.stdout, method
-    assert "hidden 16: 6 kernels | pissa, exact SVD |" in completed.stdout
+    assert ("hidden 16: 6 kernels | pissa, exact SVD |" in completed.stdout) == backbone
