@@ -29,6 +29,7 @@ __all__ = [
     "check_non_negative",
     "check_positive",
     "check_positive_int",
+    "check_registration",
     "check_seed",
     "check_seed_range",
     "check_shape",
@@ -346,4 +347,25 @@ def check_config_keys(cls: type, config: dict[str, Any]) -> None:
         raise ValueError(
             f"`config` has key(s) that {cls.__name__} does not take: {tuple(unknown)}. "
             f"Allowed keys: {allowed}. Received: config={config!r}"
+        )
+
+
+def check_registration(layer_class: Any, function: Any, returns: str) -> None:
+    """A registry entry's two arguments: a Keras layer class and a callable from a built layer.
+
+    ``returns`` says what the callable gives (for the message): "a LayerLayout", ...
+
+    Raises:
+        TypeError: If ``layer_class`` is not a subclass of ``keras.layers.Layer``
+            or ``function`` is not callable.
+    """
+    if not (isinstance(layer_class, type) and issubclass(layer_class, keras.layers.Layer)):
+        raise TypeError(
+            "`layer_class` must be a subclass of keras.layers.Layer. "
+            f"Received: layer_class={layer_class!r}"
+        )
+    if not callable(function):
+        raise TypeError(
+            f"`function` must be a callable from a built layer to {returns}. "
+            f"Received: function={function!r}"
         )

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import keras
 
 from keras_inits import _compat
+from keras_inits._validation import check_registration
 from keras_inits.model._layouts import layout
 from keras_inits.model._walk import check_model, unknown_kind, walk
 
@@ -140,16 +141,7 @@ def register_block(layer_class: type, function: BlockFunction) -> None:
         >>> [(b.index, b.block, b.shortcut, len(b.kernels)) for b in residual_branches(model)]
         [(0, 0, 'block', 2), (1, 1, 'block', 2)]
     """
-    if not (isinstance(layer_class, type) and issubclass(layer_class, keras.layers.Layer)):
-        raise TypeError(
-            "`layer_class` must be a subclass of keras.layers.Layer. "
-            f"Received: layer_class={layer_class!r}"
-        )
-    if not callable(function):
-        raise TypeError(
-            "`function` must be a callable from a built layer to a sequence of BlockBranch. "
-            f"Received: function={function!r}"
-        )
+    check_registration(layer_class, function, "a sequence of BlockBranch")
     _BLOCKS[layer_class] = function
 
 

@@ -38,6 +38,7 @@ from typing import Any, Literal, get_args
 import keras
 
 from keras_inits import _compat
+from keras_inits._validation import check_registration
 
 __all__ = [
     "Axis",
@@ -355,16 +356,7 @@ def register_layout(layer_class: type, function: LayoutFunction) -> None:
         >>> ki.fans(layer, "w")
         (16, 8)
     """
-    if not (isinstance(layer_class, type) and issubclass(layer_class, keras.layers.Layer)):
-        raise TypeError(
-            "`layer_class` must be a subclass of keras.layers.Layer. "
-            f"Received: layer_class={layer_class!r}"
-        )
-    if not callable(function):
-        raise TypeError(
-            "`function` must be a callable from a built layer to a LayerLayout. "
-            f"Received: function={function!r}"
-        )
+    check_registration(layer_class, function, "a LayerLayout")
     _LAYOUTS[layer_class] = function
 
 
