@@ -133,6 +133,18 @@ def sublayers(layer: Any) -> list[Any]:
     return list(found.values())
 
 
+def attention_query(layer: Any) -> Any:
+    """The query projection of a ``MultiHeadAttention`` or ``GroupQueryAttention``, or None.
+
+    Private: ``_query_dense``, an ``EinsumDense`` whose kernel is (dim, heads,
+    head_dim) on Keras 3.14 and 3.15.1; both scale the logits by
+    1 / sqrt(head_dim) (``_inverse_sqrt_key_dim`` / ``_inverse_sqrt_head_dim``).
+    No public fallback: None, and ``mup`` refuses the layer by name.
+    """
+    query = getattr(layer, "_query_dense", None)
+    return query if isinstance(query, keras.layers.Layer) else None
+
+
 def call_count(layer: Any) -> int:
     """How many times ``layer`` is called in the functional graphs it belongs to.
 
@@ -285,3 +297,57 @@ def load_weights_only(layer: Any, path: str) -> None:
     from keras.src.saving import saving_lib
 
     saving_lib.load_weights_only(layer, path)
+
+
+# Optimizers (keras_inits.model.MupOptimizer)
+# Checked on Keras 3.14 and 3.15.1: every optimizer's ``apply`` (and the JAX
+# trainer's ``stateless_apply``) ends in ``_apply_weight_decay(variables)``,
+# which reads ``self.weight_decay`` and the current rate, and
+# ``_backend_update_step(grads, variables, learning_rate)``: a loop of
+# ``update_step`` (TensorFlow and JAX; TensorFlow's inside its distribution
+# strategy) or one fused ``torch._foreach`` step (PyTorch). No public API
+# takes a rate per variable (``MultiOptimizer`` holds one optimizer per group).
+
+
+def optimizer_index(optimizer: Any, variable: Any) -> int:
+    """The position of ``variable`` among those ``optimizer`` was built on.
+
+    Private: ``BaseOptimizer._get_variable_index``, the lookup each built-in
+    optimizer uses to find a variable's slots (Keras 3.14, 3.15.1).
+    """
+    return int(optimizer._get_variable_index(variable))
+
+
+def group_optimizer_steps(optimizer: Any, group: Any) -> None:
+    """Makes ``optimizer`` step each group of variables with its own rate multiplier.
+
+    ``group(variables)`` returns [(multiplier, positions)]. The optimizer's own
+    ``_backend_update_step`` and ``_apply_weight_decay`` then run once per
+    group, with the rate times the multiplier and the weight decay times the
+    multiplier (decoupled decay is w -= lr * wd * w, so this is the decay at
+    the group's rate); a group whose multiplier is 1 gets exactly the
+    original call. Private: the two methods above, replaced on this instance.
+    """
+    update = optimizer._backend_update_step
+    decay = optimizer._apply_weight_decay
+
+    def grouped_update(grads: Any, variables: Any, learning_rate: Any) -> None:
+        grads, variables = list(grads), list(variables)
+        for multiplier, positions in group(variables):
+            rate = learning_rate if multiplier == 1.0 else learning_rate * multiplier
+            update([grads[i] for i in positions], [variables[i] for i in positions], rate)
+
+    def grouped_decay(variables: Any) -> None:
+        weight_decay = optimizer.weight_decay
+        if weight_decay is None:
+            return
+        variables = list(variables)
+        try:
+            for multiplier, positions in group(variables):
+                optimizer.weight_decay = weight_decay * multiplier
+                decay([variables[i] for i in positions])
+        finally:
+            optimizer.weight_decay = weight_decay
+
+    optimizer._backend_update_step = grouped_update
+    optimizer._apply_weight_decay = grouped_decay

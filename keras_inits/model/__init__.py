@@ -14,6 +14,9 @@ reads it:
   initialized from the weight (PiSSA, OLoRA) or as PEFT does, and the plain
   update a trained adapter amounts to.
 - ``flax_defaults(model)``: Flax's default initializers (nnx or linen), weights and biases.
+- ``mup(model, base)``: muP (the maximal update parametrization), calibrated to a
+  base width: each weight's init scale and, through ``plan.optimizer(...)``,
+  its learning rate, so what was tuned narrow transfers to wide.
 - ``deferred()`` and ``materialize(model, weights)``: build without drawing, then
   load each weight once (or draw it with its own initializer).
 - ``residual_branches(model)`` and ``residual(model, scheme)``: the residual
@@ -51,6 +54,8 @@ from keras_inits.model._layouts import (
 )
 from keras_inits.model._lora import LoRARecord, lora, lora_delta
 from keras_inits.model._lsuv import LSUVRecord, lsuv
+from keras_inits.model._mup import MupPlan, MupWeight, mup
+from keras_inits.model._mup_optimizer import MupOptimizer
 from keras_inits.model._reinitialize import WeightChange, reinitialize
 from keras_inits.model._residual import ResidualChange, residual
 from keras_inits.model._residual_scale import ResidualScale
@@ -64,6 +69,9 @@ __all__ = [
     "LayerLayout",
     "LoRARecord",
     "MaterializeReport",
+    "MupOptimizer",
+    "MupPlan",
+    "MupWeight",
     "ResidualBranch",
     "ResidualChange",
     "ResidualScale",
@@ -78,6 +86,7 @@ __all__ = [
     "lora_delta",
     "lsuv",
     "materialize",
+    "mup",
     "register_block",
     "register_layout",
     "reinitialize",

@@ -25,7 +25,7 @@ import keras
 from keras_inits import _compat
 from keras_inits._validation import check_registration
 from keras_inits.model._layouts import layout
-from keras_inits.model._walk import check_model, unknown_kind, walk
+from keras_inits.model._walk import check_model, format_rows, unknown_kind, walk
 
 __all__ = ["BlockBranch", "ResidualBranch", "register_block", "residual_branches"]
 
@@ -595,11 +595,7 @@ def table(records: Sequence[ResidualBranch]) -> str:
         )
         for r in records
     ]
-    widths = [max(len(row[c]) for row in rows) for c in range(len(header))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
+    return format_rows(rows)
 
 
 def residual_branches(

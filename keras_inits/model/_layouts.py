@@ -290,6 +290,9 @@ class LayerLayout:
         output: The child whose weight makes the layer's output last (an
             attention's output projection), or None; ``residual`` reads it to
             find the weight that ends a residual branch.
+        query: The child that projects an attention's queries (its kernel's
+            last axis is the head dimension d whose 1 / sqrt(d) scales the
+            logits), or None; ``mup`` reads it to give the logits muP's 1 / d.
     """
 
     weights: tuple[WeightLayout, ...] = ()
@@ -298,6 +301,7 @@ class LayerLayout:
     recurrent: bool = False
     wraps: bool = False
     output: Any = None
+    query: Any = None
 
     def weight(self, attribute: str) -> WeightLayout | None:
         return next((w for w in self.weights if w.attribute == attribute), None)
@@ -844,7 +848,9 @@ def _attention(layer: Any) -> LayerLayout:
     # MultiHeadAttention and GroupQueryAttention: their EinsumDense projections
     # (query, key, value (dim, heads, key_dim), output (heads, key_dim, dim)).
     return LayerLayout(
-        children=tuple(_compat.sublayers(layer)), output=getattr(layer, "_output_dense", None)
+        children=tuple(_compat.sublayers(layer)),
+        output=getattr(layer, "_output_dense", None),
+        query=_compat.attention_query(layer),
     )
 
 

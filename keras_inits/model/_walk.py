@@ -90,6 +90,15 @@ def variable(layer: Any, name: str) -> Any:
     return value
 
 
+def format_rows(rows: Sequence[Sequence[str]]) -> str:
+    """Rows of cells (the first a header) as a plain-text table with aligned columns."""
+    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
 def weight_name(variable: Any) -> str:
     return str(variable.path).rsplit("/", 1)[-1]
 
