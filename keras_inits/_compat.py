@@ -304,9 +304,12 @@ def load_weights_only(layer: Any, path: str) -> None:
 # trainer's ``stateless_apply``) ends in ``_apply_weight_decay(variables)``,
 # which reads ``self.weight_decay`` and the current rate, and
 # ``_backend_update_step(grads, variables, learning_rate)``: a loop of
-# ``update_step`` (TensorFlow and JAX; TensorFlow's inside its distribution
-# strategy) or one fused ``torch._foreach`` step (PyTorch). No public API
-# takes a rate per variable (``MultiOptimizer`` holds one optimizer per group).
+# ``update_step(grad, variable, rate)`` (TensorFlow and JAX; TensorFlow's
+# inside its distribution strategy), or on PyTorch one fused
+# ``_parallel_update_step(grads, variables, rate)`` of ``torch._foreach`` ops.
+# Nadam advances its ``_u_product`` once per ``_backend_update_step`` (and
+# per fused step). No public API takes a rate per variable
+# (``MultiOptimizer`` holds one optimizer per group of variables).
 
 
 def optimizer_index(optimizer: Any, variable: Any) -> int:
@@ -318,36 +321,70 @@ def optimizer_index(optimizer: Any, variable: Any) -> int:
     return int(optimizer._get_variable_index(variable))
 
 
-def group_optimizer_steps(optimizer: Any, group: Any) -> None:
-    """Makes ``optimizer`` step each group of variables with its own rate multiplier.
+# The attributes ``_apply_weight_decay`` reads a decay rate from: every
+# optimizer's ``weight_decay``, and Muon's ``adam_weight_decay`` for the
+# variables it steps with AdamW (Keras 3.15.1).
+_DECAY_RATES = ("weight_decay", "adam_weight_decay")
 
-    ``group(variables)`` returns [(multiplier, positions)]. The optimizer's own
-    ``_backend_update_step`` and ``_apply_weight_decay`` then run once per
-    group, with the rate times the multiplier and the weight decay times the
-    multiplier (decoupled decay is w -= lr * wd * w, so this is the decay at
-    the group's rate); a group whose multiplier is 1 gets exactly the
-    original call. Private: the two methods above, replaced on this instance.
+
+def scale_optimizer_rates(optimizer: Any, multiplier_of: Any) -> None:
+    """Makes ``optimizer`` step each variable at its rate times ``multiplier_of(variable)``.
+
+    Private, replaced on this instance. Where the optimizer steps variables
+    one by one (``update_step``: TensorFlow, JAX, and PyTorch's optimizers
+    without a fused step), that call gets the rate times the multiplier. A
+    fused PyTorch step (``_parallel_update_step``) runs once per group of
+    variables that share a multiplier, so the fused path is kept; step-wide
+    state it advances (Nadam's ``_u_product``) is put back before each group
+    after the first, so every group starts from the same state and it
+    advances once. Decoupled weight decay (w -= lr * wd * w) runs once per
+    group with the rates it reads (``_DECAY_RATES``) times the multiplier. A
+    multiplier of 1 gets exactly the original call.
     """
-    update = optimizer._backend_update_step
+    step = optimizer.update_step
+    fused = getattr(optimizer, "_parallel_update_step", None)
     decay = optimizer._apply_weight_decay
 
-    def grouped_update(grads: Any, variables: Any, learning_rate: Any) -> None:
+    def scaled_step(gradient: Any, variable: Any, learning_rate: Any) -> Any:
+        multiplier = multiplier_of(variable)
+        rate = learning_rate if multiplier == 1.0 else learning_rate * multiplier
+        return step(gradient, variable, rate)
+
+    def groups(variables: list[Any]) -> list[tuple[float, list[int]]]:
+        found: dict[float, list[int]] = {}
+        for position, variable in enumerate(variables):
+            found.setdefault(multiplier_of(variable), []).append(position)
+        return list(found.items())
+
+    def grouped_fused_step(grads: Any, variables: Any, learning_rate: Any) -> None:
         grads, variables = list(grads), list(variables)
-        for multiplier, positions in group(variables):
+        state = [v for v in (getattr(optimizer, "_u_product", None),) if v is not None]
+        start = [keras.ops.copy(v.value) for v in state]
+        for index, (multiplier, positions) in enumerate(groups(variables)):
+            if index:
+                for variable, value in zip(state, start, strict=True):
+                    variable.assign(value)
             rate = learning_rate if multiplier == 1.0 else learning_rate * multiplier
-            update([grads[i] for i in positions], [variables[i] for i in positions], rate)
+            fused([grads[i] for i in positions], [variables[i] for i in positions], rate)
 
     def grouped_decay(variables: Any) -> None:
-        weight_decay = optimizer.weight_decay
-        if weight_decay is None:
-            return
         variables = list(variables)
+        rates = {name: getattr(optimizer, name, None) for name in _DECAY_RATES}
+        rates = {name: value for name, value in rates.items() if value is not None}
+        if not rates:
+            decay(variables)  # no decay: the optimizer's own call, a no-op
+            return
         try:
-            for multiplier, positions in group(variables):
-                optimizer.weight_decay = weight_decay * multiplier
+            for multiplier, positions in groups(variables):
+                for name, value in rates.items():
+                    setattr(optimizer, name, value * multiplier)
                 decay([variables[i] for i in positions])
         finally:
-            optimizer.weight_decay = weight_decay
+            for name, value in rates.items():
+                setattr(optimizer, name, value)
 
-    optimizer._backend_update_step = grouped_update
+    if fused is not None:
+        optimizer._parallel_update_step = grouped_fused_step
+    else:
+        optimizer.update_step = scaled_step
     optimizer._apply_weight_decay = grouped_decay

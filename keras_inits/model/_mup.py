@@ -34,7 +34,13 @@ import numpy as np
 from keras_inits._fans import compute_fans, fan_for_mode
 from keras_inits._validation import check_choice
 from keras_inits.model._layouts import WIDTH_ROLES, WeightLayout
-from keras_inits.model._mup_optimizer import RULES, MupOptimizer, Rule, optimizer_rule
+from keras_inits.model._mup_optimizer import (
+    RULES,
+    MupOptimizer,
+    Rule,
+    check_inner,
+    optimizer_rule,
+)
 from keras_inits.model._walk import (
     Assignment,
     Leaf,
@@ -175,12 +181,8 @@ class MupPlan:
                 ("adam", "sgd"), or it is None for an optimizer muP's rules
                 are not derived for.
         """
+        check_inner(optimizer)
         if rule is None:
-            if not isinstance(optimizer, keras.optimizers.Optimizer):
-                raise TypeError(
-                    "`optimizer` must be a keras.optimizers.Optimizer instance. "
-                    f"Received: optimizer={optimizer!r}"
-                )
             rule = optimizer_rule(optimizer)
             if rule is None:
                 raise ValueError(

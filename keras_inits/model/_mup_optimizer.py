@@ -59,7 +59,7 @@ def optimizer_rule(optimizer: Any) -> Rule | None:
     return None
 
 
-def _check_inner(optimizer: Any) -> None:
+def check_inner(optimizer: Any) -> None:
     if not isinstance(optimizer, keras.optimizers.Optimizer):
         raise TypeError(
             "`optimizer` must be a keras.optimizers.Optimizer instance (Adam(1e-3), SGD(...)). "
@@ -176,7 +176,7 @@ class MupOptimizer(keras.optimizers.Optimizer):
                 "MupOptimizer takes no optimizer arguments of its own: set them on "
                 f"`inner_optimizer`. Received: {', '.join(sorted(kwargs))}"
             )
-        _check_inner(inner_optimizer)
+        check_inner(inner_optimizer)
         checked = _check_multipliers(multipliers)
         checked_shapes = _check_shapes(shapes, len(checked))
         rule = check_choice("rule", rule, RULES)
@@ -206,16 +206,11 @@ class MupOptimizer(keras.optimizers.Optimizer):
                 f"(plan.optimizer(...)). Received: shapes={shapes}, made for={made}"
             )
         self.inner_optimizer.build(var_list)
-        _compat.group_optimizer_steps(self.inner_optimizer, self._group)
+        _compat.scale_optimizer_rates(self.inner_optimizer, self._multiplier)
         super().build(var_list)
 
-    def _group(self, variables: Sequence[Any]) -> list[tuple[float, list[int]]]:
-        """The positions of ``variables`` grouped by multiplier, in order of first use."""
-        groups: dict[float, list[int]] = {}
-        for position, variable in enumerate(variables):
-            index = _compat.optimizer_index(self.inner_optimizer, variable)
-            groups.setdefault(self.multipliers[index], []).append(position)
-        return list(groups.items())
+    def _multiplier(self, variable: Any) -> float:
+        return self.multipliers[_compat.optimizer_index(self.inner_optimizer, variable)]
 
     @property
     def variables(self) -> list[Any]:
@@ -235,7 +230,9 @@ class MupOptimizer(keras.optimizers.Optimizer):
         new_trainable, new_inner = self.inner_optimizer.stateless_apply(
             list(optimizer_variables[own:]), grads, trainable_variables
         )
-        return new_trainable, list(optimizer_variables[:own]) + list(new_inner)
+        # A LossScaleOptimizer passes variables, not values: return values.
+        mine = [v.value if isinstance(v, keras.Variable) else v for v in optimizer_variables[:own]]
+        return new_trainable, mine + list(new_inner)
 
     @property
     def learning_rate(self) -> Any:
