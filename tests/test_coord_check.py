@@ -198,6 +198,7 @@ def test_integer_targets_default_to_sparse_crossentropy_on_logits():
     assert check.layers == ("0:Dense", "1:Dense")  # Keras numbers unnamed layers per model
 
 
+@pytest.mark.slow  # trains six models
 def test_the_same_seed_gives_the_same_record():
     x, y = data((32,), 4)
     first, second = (
