@@ -283,13 +283,13 @@ def coord_check(
     values = np.zeros((len(widths), steps + 1, 0))
     losses = np.zeros((len(widths), steps))
     names_by_width: list[list[str]] = []
-    classes: list[str] | None = None
+    classes: list[str] = []
     for row, width in enumerate(widths):
         keras.utils.set_random_seed(seed)
         model = _build(build, width)
         layers, probe = _probe(model, width)
         these = [type(layer).__name__ for layer in layers]
-        if classes is None:
+        if row == 0:
             classes = these
             values = np.zeros((len(widths), steps + 1, len(layers)))
         elif these != classes:
@@ -308,7 +308,6 @@ def coord_check(
             values[row, step + 1] = _mean_abs(probe, x)
         del model, probe, fresh
 
-    assert classes is not None  # widths has at least two entries
     names = tuple(
         column[0] if len(set(column)) == 1 else f"{index}:{classes[index]}"
         for index, column in enumerate(zip(*names_by_width, strict=True))
