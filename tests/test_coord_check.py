@@ -13,6 +13,8 @@ import sys
 import keras
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from keras_inits._extras import MissingExtraError
 from keras_inits.diagnostics import CoordCheck, coord_check, plot_coord_check
@@ -389,17 +391,18 @@ ARGUMENT_ERRORS = [
     (
         {"y": Y4[:3]},
         ValueError,
-        "`y` must hold as many samples as `x` (4). Received: y with 3 samples",
+        "`y` must hold as many samples as `x` (4). Received: y=<array of shape (3,)>",
     ),
     (
         {"x": [X4, X4[:2]]},
         ValueError,
-        "`x` must hold arrays of one batch size. Received: x with batch sizes [2, 4]",
+        "`x` must hold arrays of one batch size. "
+        "Received: x=[<array of shape (4, 32)>, <array of shape (2, 32)>]",
     ),
     (
         {"y": np.float32(1.0)},
         ValueError,
-        "`y` must hold arrays with a batch axis. Received: y with shape ()",
+        "`y` must hold arrays with a batch axis. Received: y=<array of shape ()>",
     ),
 ]
 
@@ -419,6 +422,65 @@ def test_arguments_are_refused_before_any_model_is_built(change, error, message)
     with pytest.raises(error, match=f"^{re.escape(message)}$"):
         coord_check(*positional, **arguments)
     assert build.calls == []
+
+
+class Reached(Exception):
+    """Raised by the build below: every argument passed validation."""
+
+
+def reached(width):
+    raise Reached(width)
+
+
+JUNK = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 2**33),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=5),
+    st.lists(st.integers(-2, 5), max_size=4),
+)
+# The house grammar: an argument in backticks, then what it received.
+GRAMMAR = re.compile(r"^`[^`]+` .*Received: \S+=", re.DOTALL)
+
+
+@settings(
+    derandomize=True,
+    deadline=None,
+    database=None,
+    max_examples=40,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    widths=st.one_of(JUNK, st.lists(st.one_of(st.integers(-2, 70), JUNK), max_size=4)),
+    steps=st.one_of(st.integers(-1, 4), JUNK),
+    learning_rate=st.one_of(st.floats(-1, 1), JUNK),
+    parametrization=st.one_of(st.sampled_from(["mup", "standard", "ntk"]), JUNK),
+    base_width=st.one_of(st.integers(-1, 70), JUNK),
+    seed=st.one_of(st.integers(-1, 2**32), JUNK),
+    batch=st.integers(0, 5),
+)
+def test_any_arguments_give_our_error_or_reach_build(
+    widths, steps, learning_rate, parametrization, base_width, seed, batch
+):
+    try:
+        coord_check(
+            reached,
+            widths,
+            X4,
+            Y4[:batch],
+            steps=steps,
+            learning_rate=learning_rate,
+            parametrization=parametrization,
+            base_width=base_width,
+            seed=seed,
+        )
+    except Reached:
+        pass  # valid: the first build is the first work
+    except (TypeError, ValueError) as error:
+        assert GRAMMAR.match(str(error)), str(error)
+    else:
+        raise AssertionError("coord_check returned without building a model")
 
 
 class Subclassed(keras.Model):
@@ -442,7 +504,7 @@ def test_a_subclassed_model_is_refused_by_name(parametrization):
         "`build` must return a built functional or Sequential model (on keras.Input), so that "
         "each layer's output can be read; a subclassed model has no symbolic outputs ("
     )
-    end = "). Received: build(8) = 'sub' of type Subclassed"
+    end = "). Received: build(8)=<Subclassed name='sub'>"
     with pytest.raises(ValueError, match=f"^{re.escape(start)}.*{re.escape(end)}$"):
         coord_check(build, [8, 16], X4, Y4, parametrization=parametrization)
 
@@ -450,7 +512,7 @@ def test_a_subclassed_model_is_refused_by_name(parametrization):
 def test_build_must_return_a_model_and_the_same_architecture_at_every_width():
     with pytest.raises(
         TypeError,
-        match=re.escape("`build` must return a keras.Model. Received: build(8) of type str"),
+        match=re.escape("`build` must return a keras.Model. Received: build(8)='model'"),
     ):
         coord_check(lambda width: "model", [8, 16], X4, Y4, parametrization="standard")
 
@@ -459,8 +521,9 @@ def test_build_must_return_a_model_and_the_same_architecture_at_every_width():
         return keras.Sequential([*layers, keras.layers.Dense(1)])
 
     message = (
-        "`build` must return the same architecture at every width. Received: build(8) with "
-        "layers ['Dense', 'Dense'], build(16) with layers ['Dense', 'Dense', 'Dense']"
+        "`build` must return the same architecture at every width, as build(8) has layers "
+        "['Dense', 'Dense']. Received: build(16)=<Sequential with layers ['Dense', 'Dense', "
+        "'Dense']>"
     )
     y = np.zeros((4, 1), "float32")
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):

@@ -294,8 +294,9 @@ def coord_check(
             values = np.zeros((len(widths), steps + 1, len(layers)))
         elif these != classes:
             raise ValueError(
-                "`build` must return the same architecture at every width. Received: "
-                f"build({widths[0]}) with layers {classes}, build({width}) with layers {these}"
+                "`build` must return the same architecture at every width, as "
+                f"build({widths[0]}) has layers {classes}. Received: build({width})="
+                f"<{type(model).__name__} with layers {these}>"
             )
         names_by_width.append([layer.name for layer in layers])
         fresh = _copy_optimizer(template, learning_rate)
@@ -467,38 +468,45 @@ def _arrays(value: Any) -> list[Any]:
     return [value]
 
 
+def _shape(array: Any) -> tuple[int, ...]:
+    shape = getattr(array, "shape", None)
+    return tuple(int(d) for d in (shape if shape is not None else np.shape(array)))
+
+
+def _describe(value: Any) -> str:
+    """``value``'s arrays by their shapes, for an error message (an array's repr is its data)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {_describe(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_describe(v) for v in value) + "]"
+    return f"<array of shape {_shape(value)}>"
+
+
 def _batch_size(name: str, value: Any) -> int:
-    sizes = set()
-    for array in _arrays(value):
-        shape = tuple(getattr(array, "shape", None) or np.shape(array))
-        if not shape:
-            raise ValueError(
-                f"`{name}` must hold arrays with a batch axis. Received: {name} with shape ()"
-            )
-        sizes.add(int(shape[0]))
-    if len(sizes) != 1:
+    shapes = [_shape(array) for array in _arrays(value)]
+    if not all(shapes):
         raise ValueError(
-            f"`{name}` must hold arrays of one batch size. "
-            f"Received: {name} with batch sizes {sorted(sizes)}"
+            f"`{name}` must hold arrays with a batch axis. Received: {name}={_describe(value)}"
         )
-    return sizes.pop()
+    if len({shape[0] for shape in shapes}) != 1:
+        raise ValueError(
+            f"`{name}` must hold arrays of one batch size. Received: {name}={_describe(value)}"
+        )
+    return shapes[0][0]
 
 
 def _check_batches(x: Any, y: Any) -> None:
     x_size, y_size = _batch_size("x", x), _batch_size("y", y)
     if x_size != y_size:
         raise ValueError(
-            f"`y` must hold as many samples as `x` ({x_size}). Received: y with {y_size} samples"
+            f"`y` must hold as many samples as `x` ({x_size}). Received: y={_describe(y)}"
         )
 
 
 def _build(build: Callable[[int], Any], width: int) -> keras.Model:
     model = build(width)
     if not isinstance(model, keras.Model):
-        raise TypeError(
-            f"`build` must return a keras.Model. Received: build({width}) of type "
-            f"{type(model).__name__}"
-        )
+        raise TypeError(f"`build` must return a keras.Model. Received: build({width})={model!r}")
     return model
 
 
@@ -516,8 +524,8 @@ def _probe(model: keras.Model, width: int) -> tuple[list[keras.layers.Layer], ke
         raise ValueError(
             "`build` must return a built functional or Sequential model (on keras.Input), "
             "so that each layer's output can be read; a subclassed model has no symbolic "
-            f"outputs ({type(error).__name__}: {error}). Received: build({width}) = "
-            f"{model.name!r} of type {type(model).__name__}"
+            f"outputs ({type(error).__name__}: {error}). Received: build({width})="
+            f"<{type(model).__name__} name={model.name!r}>"
         ) from error
     return layers, probe
 
