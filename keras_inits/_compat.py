@@ -217,6 +217,23 @@ def producer_node(tensor: Any) -> Any:
     return nodes[history.node_index]
 
 
+def call_keywords(layer: Any) -> list[dict[str, Any]] | None:
+    """The keyword arguments of each call of ``layer`` in a functional graph, or None.
+
+    Private: ``operation._inbound_nodes`` and ``Node.arguments.kwargs``.
+    None where the layer was never called symbolically (a subclassed model's
+    layer): its calls cannot be read.
+    """
+    nodes = getattr(layer, "_inbound_nodes", None)
+    if not nodes:
+        return None
+    found = []
+    for node in nodes:
+        arguments = getattr(node, "arguments", None)
+        found.append(dict(getattr(arguments, "kwargs", {}) or {}))
+    return found
+
+
 def add_operation_classes() -> tuple[type, ...]:
     """The classes of a functional graph's sums: ``layers.Add`` and ``x + y`` / ``ops.add``.
 

@@ -313,6 +313,8 @@ NO_FLAX_RULE = {
     "Bidirectional", "TimeDistributed", "RNN", "StackedRNNCells", "Model", "ConvLSTMCell",
     "LayerScale",  # keras.applications' ConvNeXt: a per-channel scale Flax has no layer for
     "PositionEmbedding",  # keras-hub's learned positions: each Flax model draws its own
+    "LlamaLayerNorm",  # keras-hub's Llama RMS norm: each Flax port draws its own (ones)
+    "LlamaAttention", "CachedGemmaAttention",  # keras-hub's: their EinsumDense children's rules
 }  # fmt: skip
 
 

@@ -14,7 +14,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
-from helpers import assert_error, std_tolerance, to_numpy
+from helpers import assert_error, import_keras_hub, std_tolerance, to_numpy
 
 import keras_inits as ki
 from keras_inits.model import MupOptimizer
@@ -570,3 +570,55 @@ def test_a_model_whose_trainable_weights_changed_since_the_plan_is_refused():
     )
     # Planned again as it is trained: the frozen layer has no rate.
     assert len(plan.optimizer(keras.optimizers.Adam()).multipliers) == 4
+
+
+# keras-hub's backbones, built from their constructors (nothing downloads)
+
+
+def _hub_backbones():
+    keras_hub = import_keras_hub()
+    models = keras_hub.models
+    return {
+        "gpt2": lambda d: models.GPT2Backbone(
+            vocabulary_size=50, num_layers=2, num_heads=2, hidden_dim=d,
+            intermediate_dim=2 * d, max_sequence_length=8,
+        ),
+        "bert": lambda d: models.BertBackbone(
+            vocabulary_size=50, num_layers=2, num_heads=2, hidden_dim=d,
+            intermediate_dim=2 * d, max_sequence_length=8,
+        ),
+        "llama": lambda d: models.LlamaBackbone(
+            vocabulary_size=50, num_layers=2, num_query_heads=2, num_key_value_heads=1,
+            hidden_dim=d, intermediate_dim=2 * d,
+        ),
+        "gemma": lambda d: models.GemmaBackbone(
+            vocabulary_size=50, num_layers=2, num_query_heads=2, num_key_value_heads=1,
+            hidden_dim=d, intermediate_dim=2 * d, head_dim=d // 2,
+        ),
+    }  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["gpt2", "bert", "llama", "gemma"])
+def test_keras_hub_backbones_get_a_plan_with_their_queries_found(name):
+    build = _hub_backbones()[name]
+    model = build(64)
+    plan = ki.mup(model, base=build(32))
+    queries = [w for w in plan if w.attention != 1 and w.weight == "kernel"]
+    assert len(queries) == 2  # one query projection per block
+    assert {w.attention for w in plan if w.attention != 1} == {math.sqrt(0.5)}
+    roles = {w.role for w in plan}
+    assert {"input", "hidden", "vector"} <= roles
+    embeddings = [w for w in plan if w.weight == "embeddings" and w.layer == "token_embedding"]
+    assert [w.role for w in embeddings] == ["input"]  # tied, but the backbone only looks up
+
+
+@pytest.mark.slow
+def test_a_causal_lm_whose_tied_table_is_its_head_is_refused():
+    keras_hub = import_keras_hub()
+    build = _hub_backbones()["gpt2"]
+
+    def lm(d):
+        return keras_hub.models.GPT2CausalLM(build(d), preprocessor=None)
+
+    _raises(lambda: lm(64), lm(32), ValueError, "Layer 'token_embedding' ties its embedding table")

@@ -930,6 +930,28 @@ def _keras_hub_position_embedding(layer: Any) -> LayerLayout:
     return LayerLayout(weights=(table,))
 
 
+def _keras_hub_llama_norm(layer: Any) -> LayerLayout:
+    # LlamaLayerNorm: an RMS norm, x * scale with scale ones (Hugging Face's LlamaRMSNorm too).
+    return LayerLayout(weights=_vector(layer, "scale", None, "scale", _constant(1.0)))
+
+
+def _keras_hub_attention(query: str, output: str, scaled: Callable[[Any], bool]) -> LayoutFunction:
+    """keras-hub's own attention layers: EinsumDense projections, as MultiHeadAttention.
+
+    ``query`` is named only where the logits are scaled by 1 / sqrt(the query
+    kernel's last axis, the head dimension): ``scaled(layer)``.
+    """
+
+    def function(layer: Any) -> LayerLayout:
+        return LayerLayout(
+            children=tuple(_compat.sublayers(layer)),
+            output=getattr(layer, output, None),
+            query=getattr(layer, query, None) if scaled(layer) else None,
+        )
+
+    return function
+
+
 def _register_keras_hub_kinds() -> None:
     """keras-hub's own layer kinds, once keras_hub is imported (this never imports it).
 
@@ -944,6 +966,23 @@ def _register_keras_hub_kinds() -> None:
         ("models.gemma.rms_normalization", "RMSNormalization", _keras_hub_rms_norm),
         ("models.gemma3.gemma3_layers", "RMSNormalization", _keras_hub_rms_norm),
         ("layers.modeling.position_embedding", "PositionEmbedding", _keras_hub_position_embedding),
+        ("models.llama.llama_layernorm", "LlamaLayerNorm", _keras_hub_llama_norm),
+        # Llama's logits: q.k / sqrt(head_dim). Gemma's: / sqrt(head_dim) only with
+        # query_head_dim_normalize (the default), else / sqrt(hidden_dim / heads).
+        (
+            "models.llama.llama_attention",
+            "LlamaAttention",
+            _keras_hub_attention("_query_dense", "_output_dense", lambda layer: True),
+        ),
+        (
+            "models.gemma.gemma_attention",
+            "CachedGemmaAttention",
+            _keras_hub_attention(
+                "query_dense",
+                "output_dense",
+                lambda layer: bool(getattr(layer, "query_head_dim_normalize", False)),
+            ),
+        ),
     ]
     for module, name, function in kinds:
         cls = _compat.keras_hub_class(module, name)

@@ -31,6 +31,7 @@ from typing import Any, Literal
 import keras
 import numpy as np
 
+from keras_inits import _compat
 from keras_inits._fans import compute_fans, fan_for_mode
 from keras_inits._validation import check_choice
 from keras_inits.model._layouts import WIDTH_ROLES, WeightLayout
@@ -485,11 +486,12 @@ def mup(model: keras.Model, base: keras.Model, delta: keras.Model | None = None)
             any_width = any_width or any(grows)
             in_grows = any(g for g, a in zip(grows, entry.axes, strict=True) if a.side == "in")
             out_grows = any(g for g, a in zip(grows, entry.axes, strict=True) if a.side != "in")
-            if entry.tied and (in_grows or out_grows):
+            if entry.tied and (in_grows or out_grows) and _projects(leaf.layer):
                 raise ValueError(
                     f"Layer {leaf.layer.name!r} ties its embedding table to the output "
-                    "projection, whose muP rate and scale (an output weight's) differ from "
-                    "the lookup's (an input weight's); no init can carry both. Untie it "
+                    "projection (it is called with reverse=True, or its calls cannot be "
+                    "read), whose muP rate and scale (an output weight's) differ from the "
+                    "lookup's (an input weight's); no init can carry both. Untie it "
                     f"(tie_weights=False). Received: layer={type(leaf.layer).__name__}"
                 )
             role = _role(in_grows, out_grows, entry)
@@ -545,6 +547,17 @@ def mup(model: keras.Model, base: keras.Model, delta: keras.Model | None = None)
         model=model,
         variables=variables,
     )
+
+
+def _projects(layer: Any) -> bool:
+    """Whether a tied table is (or may be) used as the output projection.
+
+    A keras-hub backbone ties its ``ReversibleEmbedding`` but only looks up
+    with it; its task model (``GPT2CausalLM``) calls it with reverse=True.
+    A layer called outside a functional graph cannot be read: it may.
+    """
+    calls = _compat.call_keywords(layer)
+    return calls is None or any(call.get("reverse", False) for call in calls)
 
 
 def _variables(leaves: Sequence[Leaf]) -> list[Any]:
