@@ -359,7 +359,7 @@ def scale_optimizer_rates(optimizer: Any, multiplier_of: Any) -> None:
     multiplier of 1 gets exactly the original call.
     """
     step = optimizer.update_step
-    fused = getattr(optimizer, "_parallel_update_step", None)
+    fused: Any = getattr(optimizer, "_parallel_update_step", None)
     decay = optimizer._apply_weight_decay
 
     def scaled_step(gradient: Any, variable: Any, learning_rate: Any) -> Any:
@@ -386,8 +386,8 @@ def scale_optimizer_rates(optimizer: Any, multiplier_of: Any) -> None:
 
     def grouped_decay(variables: Any) -> None:
         variables = list(variables)
-        rates = {name: getattr(optimizer, name, None) for name in _DECAY_RATES}
-        rates = {name: value for name, value in rates.items() if value is not None}
+        found = {name: getattr(optimizer, name, None) for name in _DECAY_RATES}
+        rates: dict[str, Any] = {name: value for name, value in found.items() if value is not None}
         if not rates:
             decay(variables)  # no decay: the optimizer's own call, a no-op
             return

@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import keras
 import numpy as np
@@ -36,7 +36,6 @@ from keras_inits._fans import compute_fans, fan_for_mode
 from keras_inits._validation import check_choice
 from keras_inits.model._layouts import WIDTH_ROLES, WeightLayout
 from keras_inits.model._mup_optimizer import (
-    RULES,
     MupOptimizer,
     Rule,
     check_inner,
@@ -159,7 +158,7 @@ class MupPlan:
 
     def multipliers(self, rule: Rule = "adam") -> dict[str, float]:
         """Variable path -> learning-rate multiplier, for the trainable weights."""
-        rule = check_choice("rule", rule, RULES)
+        rule = check_choice("rule", rule, get_args(Rule))
         return {w.path: w.lr(rule) for w in self.weights if w.trainable}
 
     def optimizer(self, optimizer: Any, rule: Rule | None = None) -> MupOptimizer:
@@ -192,7 +191,7 @@ class MupPlan:
                     "apply one of them anyway. Received: optimizer="
                     f"{type(optimizer).__name__}, rule=None"
                 )
-        rule = check_choice("rule", rule, RULES)
+        rule = check_choice("rule", rule, get_args(Rule))
         by_id = {id(v): w.lr(rule) for v, w in zip(self.variables, self.weights, strict=True)}
         trainable = list(self.model.trainable_variables)
         unknown = [str(v.path) for v in trainable if id(v) not in by_id]

@@ -31,10 +31,9 @@ import keras
 from keras_inits import _compat
 from keras_inits._validation import check_choice
 
-__all__ = ["MupOptimizer", "Rule", "optimizer_rule"]
+__all__ = ["MupOptimizer", "Rule", "check_inner", "optimizer_rule"]
 
 Rule = Literal["adam", "sgd"]
-RULES: tuple[str, ...] = tuple(sorted(get_args(Rule)))
 
 
 def _adam_like() -> tuple[type, ...]:
@@ -179,7 +178,7 @@ class MupOptimizer(keras.optimizers.Optimizer):
         check_inner(inner_optimizer)
         checked = _check_multipliers(multipliers)
         checked_shapes = _check_shapes(shapes, len(checked))
-        rule = check_choice("rule", rule, RULES)
+        rule = check_choice("rule", rule, get_args(Rule))
         super().__init__(learning_rate=0.0, name=name)
         self.inner_optimizer = inner_optimizer
         self.multipliers = checked
@@ -217,7 +216,7 @@ class MupOptimizer(keras.optimizers.Optimizer):
         return self._variables + self.inner_optimizer.variables
 
     def apply(self, grads: Sequence[Any], trainable_variables: Sequence[Any] | None = None) -> None:
-        if not self.built:
+        if not self.built:  # type: ignore[has-type]  # set by Keras's Optimizer
             with keras.name_scope(self.name, caller=self):
                 self.build(trainable_variables)  # type: ignore[arg-type]
             self.built = True
