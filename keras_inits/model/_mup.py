@@ -208,7 +208,7 @@ class MupPlan:
         )
 
     def table(self) -> str:
-        """The plan as a plain-text table, one line per weight."""
+        """The plan as a plain-text table, one line per weight, and the weight-decay rule."""
         header = ("path", "role", "shape", "width in/out", "init x", "law", "lr x adam", "lr x sgd")
         rows = [header] + [
             (
@@ -223,7 +223,10 @@ class MupPlan:
             )
             for w in self.weights
         ]
-        return format_rows(rows)
+        return format_rows(rows) + (
+            "\nweight decay: Keras's is decoupled (w -= lr * wd * w), so each weight's decay "
+            "takes its lr multiplier"
+        )
 
 
 def _leaves(model: Any, name: str) -> list[Leaf]:
