@@ -68,6 +68,7 @@ EXPERIMENT_TITLES = {
     ),
     "zhang2019": "Zhang et al. 2019: Fixup trains a deep residual MLP without normalization",
     "meng2024": "Meng et al. 2024: a PiSSA adapter fine-tunes faster than LoRA's default init",
+    "yang2022": "Yang et al. 2022: under muP the best learning rate holds as an MLP widens",
     "sigmoid": "The seeds' rule: a 5-layer sigmoid MLP needs Var(W) = 4 / fan_in",
 }
 

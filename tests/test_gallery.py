@@ -5,6 +5,7 @@ import json
 import math
 
 import keras
+import numpy as np
 import pytest
 
 from keras_inits import cli
@@ -130,6 +131,34 @@ def _check_meng2024(document):
             assert run["steps"][0] == 0 and _finite(run["train_loss"])
 
 
+def _check_yang2022(document):
+    config, summary = document["config"], document["summary"]
+    lrs = [2.0**e for e in config["log2_lrs"]]
+    base = str(config["base_width"])
+    for parametrization in ("standard", "mup"):
+        by_width = document["results"][parametrization]
+        assert list(by_width) == [str(w) for w in config["widths"]]
+        for runs in by_width.values():
+            assert len(runs) == config["seeds"] and all(len(run) == len(lrs) for run in runs)
+        best = summary[parametrization]["best_lr"]
+        assert all(lr in lrs for lr in best.values())
+        first, last = best[base], best[str(config["widths"][-1])]
+        shift = summary[parametrization]["best_lr_shift_decades"]
+        assert abs(shift - math.log10(last / first)) < 1e-3
+        # The base width's best rate, used at the base width, gives its best loss.
+        at_tuned = summary[parametrization]["loss_at_base_best_lr"][base]
+        assert at_tuned == summary[parametrization]["best_loss"][base]
+    # At the base width every multiplier is 1: muP trains exactly as the plain optimizer.
+    standard, mup = document["results"]["standard"][base], document["results"]["mup"][base]
+    for plain, planned in zip(standard[0], mup[0], strict=True):
+        assert plain == pytest.approx(planned, rel=1e-6)
+    assert set(summary["claim"]) == {
+        "standard_shift_at_least_one_decade",
+        "mup_shift_within_half_a_decade",
+        "mup_wider_is_better_at_every_lr",
+    }
+
+
 CHECKS = {
     "glorot2010": _check_glorot2010,
     "saxe2014": _check_saxe2014,
@@ -139,6 +168,7 @@ CHECKS = {
     "zhao2022": _check_zhao2022,
     "zhang2019": _check_zhang2019,
     "meng2024": _check_meng2024,
+    "yang2022": _check_yang2022,
     "sigmoid": _check_sigmoid,
 }
 
@@ -167,6 +197,41 @@ def test_quick_run_writes_figure_and_numbers(name, tmp_path):
     with open(again, "rb") as file:
         assert file.read(8) == PNG_SIGNATURE
     CHECKS[name](document)
+
+
+@pytest.mark.parametrize("wrapped", [False, True], ids=["adam", "mup_optimizer"])
+def test_a_reset_optimizer_trains_as_a_fresh_one(wrapped):
+    # yang2022 reuses one compiled model for every rate of a width: weights set back,
+    # optimizer zeroed. That must train as a new model and optimizer would.
+    from keras_inits.diagnostics._gallery import _classifier_loss, _lora_mlp, _reset_optimizer
+    from keras_inits.model._mup_optimizer import MupOptimizer
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 64)).astype("float32")
+    y = rng.integers(0, 10, 32).astype("int32")
+
+    def compiled():
+        keras.utils.set_random_seed(0)
+        model = _lora_mlp(8)
+        optimizer = keras.optimizers.Adam(1e-2)
+        if wrapped:
+            optimizer = MupOptimizer(optimizer, [1.0, 1.0, 0.5, 0.5, 0.25, 1.0])
+        model.compile(optimizer=optimizer, loss=_classifier_loss())
+        return model
+
+    def train(model):
+        return [float(model.train_on_batch(x, y)) for _ in range(3)]
+
+    fresh = train(compiled())
+    reused = compiled()
+    start = reused.get_weights()
+    reused.optimizer.learning_rate = 0.1
+    dirty = train(reused)
+    reused.set_weights(start)
+    _reset_optimizer(reused.optimizer, 1e-2)
+    assert int(reused.optimizer.iterations) == 0
+    assert train(reused) == pytest.approx(fresh, rel=1e-6)
+    assert dirty != pytest.approx(fresh, rel=1e-6)  # the rate was changed, and reset
 
 
 @pytest.mark.slow

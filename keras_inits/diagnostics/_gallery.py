@@ -19,6 +19,7 @@ Keras's random seed.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -40,6 +41,7 @@ from keras_inits.diagnostics._compare import (
 )
 from keras_inits.diagnostics._stats import finite_or_none, format_table, layer_stats
 from keras_inits.model._lora import Method, lora
+from keras_inits.model._mup import mup
 
 __all__ = [
     "DOCUMENT_KEYS",
@@ -988,6 +990,193 @@ def _plot_meng2024(document: dict[str, Any], figure: Any) -> None:
     _axes(axes[1], "validation accuracy after fine-tuning, one dot per seed", "", "accuracy")
 
 
+# ---------------------------------------------------------------- yang2022
+
+_PARAMETRIZATIONS = ("standard", "mup")
+
+
+def _batches(count: int, steps: int, batch_size: int, seed: int) -> list[np.ndarray]:
+    """``steps`` minibatches of indices into ``count`` examples, epoch after epoch, by ``seed``."""
+    rng = np.random.default_rng(seed)
+    order = np.concatenate(
+        [rng.permutation(count) for _ in range(math.ceil(steps * batch_size / count))]
+    )
+    return [order[i * batch_size : (i + 1) * batch_size] for i in range(steps)]
+
+
+def _reset_optimizer(optimizer: Any, learning_rate: float) -> None:
+    """A built optimizer back to its start (slots and step count zero), at ``learning_rate``.
+
+    Every learning rate of a width reuses one compiled model: its weights are
+    set back and its optimizer zeroed, which is what a fresh one would hold.
+    """
+    for variable in optimizer.variables:
+        variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
+    optimizer.learning_rate = learning_rate
+
+
+def _yang2022(quick: bool, seed: int) -> Outcome:
+    size = _sizes(
+        quick,
+        {
+            "widths": [32, 64, 128],
+            "log2_lrs": [-10, -7, -4],
+            "steps": 12,
+            "last_steps": 4,
+            "batch_size": 64,
+            "seeds": 1,
+            "train_samples": 512,
+        },
+        {
+            "widths": [64, 128, 256, 512, 1024, 2048],
+            "log2_lrs": list(range(-14, -3)),
+            "steps": 60,
+            "last_steps": 10,
+            "batch_size": 64,
+            "seeds": 1,
+        },
+    )
+    x, y, _, _ = _digits(seed, size)
+    lrs = [2.0**e for e in size["log2_lrs"]]
+    widths = size["widths"]
+    base_width = widths[0]
+    size["base_width"] = base_width
+    # results[parametrization][str(width)] = [[loss per lr] per seed]; None: diverged.
+    results: dict[str, dict[str, list[list[float | None]]]] = {
+        p: {str(w): [] for w in widths} for p in _PARAMETRIZATIONS
+    }
+    for offset in range(size["seeds"]):
+        run_seed = seed + offset
+        batches = _batches(len(x), size["steps"], size["batch_size"], run_seed)
+        for parametrization in _PARAMETRIZATIONS:
+            for width in widths:
+                keras.utils.set_random_seed(run_seed)
+                model = _lora_mlp(width)
+                optimizer: Any = keras.optimizers.Adam(lrs[0])
+                if parametrization == "mup":
+                    # At the base width every multiplier is 1; delta names the widths.
+                    delta = _lora_mlp(2 * base_width) if width == base_width else None
+                    plan = mup(model, base=_lora_mlp(base_width), delta=delta)
+                    optimizer = plan.optimizer(optimizer)
+                model.compile(optimizer=optimizer, loss=_classifier_loss())
+                start = model.get_weights()
+                losses: list[float | None] = []
+                for lr in lrs:
+                    model.set_weights(start)
+                    if optimizer.built:
+                        _reset_optimizer(optimizer, lr)
+                    curve = []
+                    for batch in batches:
+                        curve.append(float(model.train_on_batch(x[batch], y[batch])))
+                        if not math.isfinite(curve[-1]):
+                            break
+                    tail = curve[-size["last_steps"] :]
+                    ok = len(curve) == len(batches) and all(map(math.isfinite, tail))
+                    losses.append(float(np.mean(tail)) if ok else None)
+                results[parametrization][str(width)].append(losses)
+    return {"config": size, "results": results, "summary": _yang_summary(results, lrs, widths)}
+
+
+def _yang_summary(
+    results: dict[str, dict[str, list[list[float | None]]]], lrs: list[float], widths: list[int]
+) -> dict[str, Any]:
+    """Per parametrization: the best rate per width, its shift in decades, wider-is-better."""
+    summary: dict[str, Any] = {}
+    for parametrization, by_width in results.items():
+        mean = {w: _mean_over_seeds(runs) for w, runs in by_width.items()}
+        best: dict[str, float | None] = {}
+        for width, losses in mean.items():
+            finite = [(v, lr) for v, lr in zip(losses, lrs, strict=True) if v is not None]
+            best[width] = min(finite)[1] if finite else None
+        logs = [math.log10(v) for v in best.values() if v is not None]
+        first, last = best[str(widths[0])], best[str(widths[-1])]
+        wider: list[dict[str, Any]] = []  # per rate: did each step up in width lower the loss
+        for index, lr in enumerate(lrs):
+            column = [mean[str(w)][index] for w in widths]
+            if all(v is not None for v in column):
+                steps = [b < a for a, b in itertools.pairwise(column)]  # type: ignore[operator]
+                falls = [*steps, False].index(False)  # the first step up that did not help
+                wider.append({"lr": lr, "steps": steps, "up_to": widths[falls]})
+        tuned = best[str(widths[0])]  # the rate tuned at the base width, used at every width
+        summary[parametrization] = {
+            "best_lr": best,
+            "loss_at_base_best_lr": {
+                w: None if tuned is None else losses[lrs.index(tuned)] for w, losses in mean.items()
+            },
+            "best_lr_shift_decades": (
+                None if first is None or last is None else round(math.log10(last / first), 3)
+            ),
+            "best_lr_span_decades": round(max(logs) - min(logs), 3) if logs else None,
+            "best_loss": {
+                w: min((v for v in losses if v is not None), default=None)
+                for w, losses in mean.items()
+            },
+            "wider_is_better_at": [row["lr"] for row in wider if all(row["steps"])],
+            "wider_is_better_fraction": (
+                round(sum(all(row["steps"]) for row in wider) / len(wider), 3) if wider else None
+            ),
+            # The widest width up to which the loss fell with every step up, per rate.
+            "wider_is_better_up_to": [{"lr": row["lr"], "width": row["up_to"]} for row in wider],
+            "wider_is_better_steps": (
+                round(float(np.mean([step for row in wider for step in row["steps"]])), 3)
+                if wider
+                else None
+            ),
+            "diverged_runs": sum(v is None for losses in mean.values() for v in losses),
+        }
+    standard, mu_p = summary["standard"], summary["mup"]
+    summary["claim"] = {
+        "standard_shift_at_least_one_decade": (
+            standard["best_lr_span_decades"] is not None
+            and standard["best_lr_span_decades"] >= 1.0 - 1e-9
+        ),
+        "mup_shift_within_half_a_decade": (
+            mu_p["best_lr_span_decades"] is not None and mu_p["best_lr_span_decades"] <= 0.5 + 1e-9
+        ),
+        "mup_wider_is_better_at_every_lr": mu_p["wider_is_better_fraction"] == 1.0,
+    }
+    return summary
+
+
+def _mean_over_seeds(runs: list[list[float | None]]) -> list[float | None]:
+    """The mean loss per rate over seeds; None where any seed diverged."""
+    return [
+        None if any(v is None for v in column) else float(np.mean(column))  # type: ignore[arg-type]
+        for column in zip(*runs, strict=True)
+    ]
+
+
+def _plot_yang2022(document: dict[str, Any], figure: Any) -> None:
+    from matplotlib import colormaps
+
+    axes = figure.subplots(1, 2, sharey=True)
+    config = document["config"]
+    lrs = [2.0**e for e in config["log2_lrs"]]
+    widths = config["widths"]
+    colours = colormaps["viridis"](np.linspace(0.0, 0.9, len(widths)))
+    titles = {
+        "standard": "standard parametrization (Keras defaults, Adam)",
+        "mup": f"muP (keras_inits.mup, base width {config['base_width']})",
+    }
+    for axis, parametrization in zip(axes, _PARAMETRIZATIONS, strict=True):
+        summary = document["summary"][parametrization]
+        for colour, width in zip(colours, widths, strict=True):
+            losses = _mean_over_seeds(document["results"][parametrization][str(width)])
+            axis.plot(lrs, [_nan(v) for v in losses], "o-", color=colour, label=f"width {width}")
+            best = summary["best_lr"][str(width)]
+            if best is not None:
+                axis.plot([best], [losses[lrs.index(best)]], "*", color=colour, markersize=14)
+        axis.set_xscale("log", base=2)
+        _axes(
+            axis,
+            titles[parametrization],
+            "learning rate (log2)",
+            f"training loss, mean of the last {config['last_steps']} of {config['steps']} steps",
+            log=True,
+        )
+        axis.legend(fontsize="small", title="* best rate")
+
+
 # ---------------------------------------------------------------- the table
 
 GLOROT = (
@@ -1091,6 +1280,21 @@ EXPERIMENTS: dict[str, Experiment] = {
             'Adaptation of Large Language Models", NeurIPS, https://arxiv.org/abs/2404.02948',
             _meng2024,
             _plot_meng2024,
+        ),
+        Experiment(
+            "yang2022",
+            "Yang et al. 2022: under muP the best learning rate holds as an MLP widens",
+            "Under the standard parametrization the learning rate that trains best moves as "
+            "the network widens (with Adam, to smaller rates), so each width must be tuned "
+            "again; under muP (init scales and per-weight learning rates set from a base "
+            "width) the best rate stays put across widths, and at any fixed rate the wider "
+            "network trains better (their Figures 1 and 3: training loss against learning "
+            "rate, one curve per width).",
+            "Yang, Hu, Babuschkin, Sidor, Liu, Farhi, Ryder, Pachocki, Chen & Gao, 2022, "
+            '"Tensor Programs V: Tuning Large Neural Networks via Zero-Shot Hyperparameter '
+            'Transfer", NeurIPS, https://arxiv.org/abs/2203.03466',
+            _yang2022,
+            _plot_yang2022,
         ),
         Experiment(
             "sigmoid",
