@@ -161,3 +161,17 @@ def test_lora_benchmark_runs(backbone):
     for method in ("keras enable_lora", "pissa, exact SVD", "pissa, niter=4"):
         assert f"| Dense (32, 32) | {method} |" in completed.stdout, method
     assert ("hidden 16: 6 kernels | pissa, exact SVD |" in completed.stdout) == backbone
+
+
+@pytest.mark.slow
+def test_mup_benchmark_runs():
+    completed = run_script(
+        "bench_mup.py", "--inputs", "8", "--width", "16", "--batch", "4",
+        "--repeats", "1", "--warmup", "0",
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    # Base widths w/8, w/4, w/2: every weight kind its own multiplier.
+    for case in ("SGD (momentum 0.9), 5 groups", "Adam, 4 groups", "AdamW, 4 groups"):
+        for step in ("train_on_batch", "optimizer.apply (eager)"):
+            assert f"| {case} | {step} |" in completed.stdout, (case, step)
+    assert completed.stdout.count("<= 1.1x") == 6
