@@ -36,6 +36,7 @@ GALLERY_ORDER = (
     "mishkin2016",
     "zhao2022",
     "zhang2019",
+    "yang2022",
     "meng2024",
     "sigmoid",
 )
