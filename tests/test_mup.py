@@ -15,6 +15,9 @@ import keras
 import numpy as np
 import pytest
 from helpers import assert_error, import_keras_hub, std_tolerance, to_numpy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_properties import ANY_VALUE, PROPERTY, assert_our_error
 
 import keras_inits as ki
 from keras_inits.model import MupOptimizer
@@ -492,7 +495,7 @@ def test_attention_without_a_known_query_is_refused_by_name():
         lambda: dot(32),
         dot(16),
         ValueError,
-        "keras_inits.mup cannot find the query projection of layer 'scores' (Attention)",
+        "keras_inits.mup cannot find the query projection of layer 'scores' (Attention) in `model`",
     )
 
 
@@ -504,7 +507,7 @@ def test_a_tied_embedding_that_grows_is_refused():
 
     if not hasattr(L, "ReversibleEmbedding"):
         pytest.skip("keras.layers.ReversibleEmbedding arrived in Keras 3.15")
-    _raises(lambda: lm(32), lm(16), ValueError, "Layer 'tied' ties its embedding table")
+    _raises(lambda: lm(32), lm(16), ValueError, "`model`'s layer 'tied' ties its embedding table")
 
 
 def test_optimizer_errors_are_named():
@@ -519,7 +522,7 @@ def test_optimizer_errors_are_named():
         lambda: plan.optimizer(keras.optimizers.Ftrl()),
         ValueError,
         "muP's learning rates are derived for SGD and for Adam-like optimizers, not for Ftrl: "
-        "pass rule='adam' or rule='sgd' to apply one of them anyway. "
+        "pass `rule` ('adam' or 'sgd') to apply one of them anyway. "
         "Received: optimizer=Ftrl, rule=None",
     )
     assert isinstance(plan.optimizer(keras.optimizers.Ftrl(), rule="sgd"), MupOptimizer)
@@ -565,7 +568,7 @@ def test_a_model_whose_trainable_weights_changed_since_the_plan_is_refused():
     assert_error(
         lambda: model.fit(*_data(), verbose=0),
         ValueError,
-        "MupOptimizer was made for 6 trainable variables and is built on 4",
+        "MupOptimizer was made for 6 trainable variables and is built on 4 (`var_list`)",
         prefix=True,
     )
     # Planned again as it is trained: the frozen layer has no rate.
@@ -621,4 +624,63 @@ def test_a_causal_lm_whose_tied_table_is_its_head_is_refused():
     def lm(d):
         return keras_hub.models.GPT2CausalLM(build(d), preprocessor=None)
 
-    _raises(lambda: lm(64), lm(32), ValueError, "Layer 'token_embedding' ties its embedding table")
+    _raises(
+        lambda: lm(64),
+        lm(32),
+        ValueError,
+        "`model`'s layer 'token_embedding' ties its embedding table",
+    )
+
+
+# dtypes: the factors applied in the weight's own dtype, one step finite
+
+
+@pytest.mark.parametrize("floatx", ["float16", "bfloat16", "float64"])
+def test_every_float_dtype_is_scaled_in_its_own_dtype(floatx):
+    previous = keras.config.floatx()
+    keras.config.set_floatx(floatx)
+    try:
+        model = _mlp(256, init="glorot_uniform")
+        before = _values(model)
+        plan = ki.mup(model, base=_mlp(64, init="glorot_uniform"))
+        dtype = keras.backend.standardize_dtype(model.weights[0].dtype)
+        eps = float(np.finfo(np.float32).eps) if dtype == "float32" else 1e-2
+        eps = {"float16": 2e-3, "bfloat16": 1e-2, "float64": 1e-12}.get(dtype, eps)
+        for record, old, new in zip(plan.weights, before, _values(model), strict=True):
+            expected = old.astype(np.float64) * record.init
+            np.testing.assert_allclose(new.astype(np.float64), expected, rtol=eps, atol=0)
+        model.compile(plan.optimizer(keras.optimizers.SGD(1e-3)), "mse")
+        x, y = _data()
+        model.train_on_batch(x.astype(dtype), y.astype(dtype))
+        assert all(np.isfinite(v.astype(np.float64)).all() for v in _values(model))
+    finally:
+        keras.config.set_floatx(previous)
+
+
+# Any arguments: a plan, or an error in the house grammar with the model untouched
+
+
+def _as_model(value):
+    """A small int is a width (an MLP of it); anything else is passed as it is."""
+    small = isinstance(value, int) and not isinstance(value, bool) and 0 < value <= 256
+    return _mlp(value) if small else value
+
+
+@settings(PROPERTY, max_examples=30)
+@given(
+    base=st.one_of(ANY_VALUE, st.sampled_from([16, 32, 64, 128])),
+    delta=st.one_of(st.none(), ANY_VALUE, st.sampled_from([16, 48, 64])),
+)
+def test_any_arguments_give_a_plan_or_our_error(base, delta):
+    model = _mlp(64)
+    before = _values(model)
+    base, delta = _as_model(base), _as_model(delta)
+    try:
+        plan = ki.mup(model, base=base, delta=delta)
+    except Exception as error:
+        assert_our_error(error)
+        for a, b in zip(before, _values(model), strict=True):
+            assert np.array_equal(a, b)
+    else:
+        assert len(plan) == 6 and all(w.lr_adam > 0 and w.lr_sgd > 0 for w in plan)
+        assert all(np.isfinite(v).all() for v in _values(model))

@@ -77,7 +77,7 @@ Law = Literal["fans", "fixed", "measured", "none"]
 # (Lemma J.1), c multiplies its init and Adam rate, and c^2 its SGD rate.
 
 _UNKNOWN_ATTENTION = (
-    "keras_inits.mup cannot find the query projection of layer {name!r} ({cls}), an "
+    "keras_inits.mup cannot find the query projection of layer {name!r} ({cls}) in `model`, an "
     "attention layer the table of layer kinds does not know, so it cannot give its logits "
     "muP's 1/d scaling (it never guesses). Describe it with keras_inits.register_layout("
     "{cls}, lambda layer: LayerLayout(children=tuple(sublayers), query=<the query "
@@ -187,7 +187,7 @@ class MupPlan:
             if rule is None:
                 raise ValueError(
                     f"muP's learning rates are derived for SGD and for Adam-like optimizers, "
-                    f"not for {type(optimizer).__name__}: pass rule='adam' or rule='sgd' to "
+                    f"not for {type(optimizer).__name__}: pass `rule` ('adam' or 'sgd') to "
                     "apply one of them anyway. Received: optimizer="
                     f"{type(optimizer).__name__}, rule=None"
                 )
@@ -197,7 +197,7 @@ class MupPlan:
         unknown = [str(v.path) for v in trainable if id(v) not in by_id]
         if unknown:
             raise ValueError(
-                "The model has trainable variables its muP plan does not know (layers added "
+                "`model` has trainable variables its muP plan does not know (layers added "
                 f"after keras_inits.mup?): plan it again. Received: variables={unknown[:5]}"
             )
         return MupOptimizer(
@@ -271,7 +271,7 @@ def _match(model_leaves: list[Leaf], other: list[Leaf], name: str) -> None:
         raise ValueError(
             f"`{name}` must be the same architecture as `model` at another width, but it has "
             f"{len(other)} layers where `model` has {len(model_leaves)}. "
-            f"Received: {name} with {len(other)} layers"
+            f"Received: {name}={len(other)} layers"
         )
     for index, (mine, theirs) in enumerate(zip(model_leaves, other, strict=True)):
         if type(mine.layer) is not type(theirs.layer):
@@ -360,7 +360,7 @@ def _widths(
                 f"`model` differs from `base` in axis {axis} ({role}) of {path!r} "
                 f"({size} against {base_size}), an axis `delta` does not change, so it is no "
                 f"width: the models must differ only in their widths. Received: "
-                f"model shape={mine}, base shape={base}, delta shape={delta}"
+                f"shapes={{'model': {mine}, 'base': {base}, 'delta': {delta}}}"
             )
         if width and role not in WIDTH_ROLES:
             other = "`delta`" if has_delta else "`model`"
@@ -368,14 +368,14 @@ def _widths(
                 f"{other} differs from `base` in axis {axis} of {path!r}, a {role} axis, "
                 f"which is not a width (widths are {WIDTH_ROLES} axes; a kernel size, "
                 "vocabulary or sequence length must be the same): the models must differ "
-                f"only in their widths. Received: base shape={base}, "
-                f"{other.strip('`')} shape={delta}"
+                f"only in their widths. Received: "
+                f"shapes={{'base': {base}, {other.strip('`')!r}: {delta}}}"
             )
         if width:
             if size == 0 or base_size == 0:
                 raise ValueError(
-                    f"A width axis of {path!r} is empty. Received: model shape={mine}, "
-                    f"base shape={base}"
+                    f"A width axis of {path!r} in `model` or `base` is empty. Received: "
+                    f"shapes={{'model': {mine}, 'base': {base}}}"
                 )
             if entry.axes[axis].side == "in":
                 m_in *= size / base_size
@@ -490,7 +490,7 @@ def mup(model: keras.Model, base: keras.Model, delta: keras.Model | None = None)
             out_grows = any(g for g, a in zip(grows, entry.axes, strict=True) if a.side != "in")
             if entry.tied and (in_grows or out_grows) and _projects(leaf.layer):
                 raise ValueError(
-                    f"Layer {leaf.layer.name!r} ties its embedding table to the output "
+                    f"`model`'s layer {leaf.layer.name!r} ties its embedding table to the output "
                     "projection (it is called with reverse=True, or its calls cannot be "
                     "read), whose muP rate and scale (an output weight's) differ from the "
                     "lookup's (an input weight's); no init can carry both. Untie it "

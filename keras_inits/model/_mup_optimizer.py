@@ -111,7 +111,8 @@ def _check_shapes(shapes: Any, count: int) -> list[tuple[int, ...]] | None:
     shapes = [tuple(int(d) for d in shape) for shape in shapes]
     if len(shapes) != count:
         raise ValueError(
-            f"`shapes` must give one shape per multiplier ({count}). Received: {len(shapes)} shapes"
+            f"`shapes` must give one shape per multiplier ({count}). "
+            f"Received: shapes=<{len(shapes)} shapes>"
         )
     return shapes
 
@@ -173,7 +174,7 @@ class MupOptimizer(keras.optimizers.Optimizer):
         if kwargs:
             raise TypeError(
                 "MupOptimizer takes no optimizer arguments of its own: set them on "
-                f"`inner_optimizer`. Received: {', '.join(sorted(kwargs))}"
+                f"`inner_optimizer`. Received: kwargs={sorted(kwargs)}"
             )
         check_inner(inner_optimizer)
         checked = _check_multipliers(multipliers)
@@ -199,10 +200,10 @@ class MupOptimizer(keras.optimizers.Optimizer):
             made = self.shapes if self.shapes is not None else len(self.multipliers)
             raise ValueError(
                 f"MupOptimizer was made for {len(self.multipliers)} trainable variables and "
-                f"is built on {len(shapes)}, or on other shapes: the model's trainable "
-                "variables changed since its plan (a layer added, frozen or unfrozen). Make "
-                "the optimizer again from a plan of the model as it is trained "
-                f"(plan.optimizer(...)). Received: shapes={shapes}, made for={made}"
+                f"is built on {len(shapes)} (`var_list`), or on other shapes: the model's "
+                "trainable variables changed since its plan (a layer added, frozen or "
+                "unfrozen). Make the optimizer again from a plan of the model as it is trained "
+                f"(plan.optimizer(...)). Received: shapes={shapes}, made_for={made}"
             )
         self.inner_optimizer.build(var_list)
         _compat.scale_optimizer_rates(self.inner_optimizer, self._multiplier)
