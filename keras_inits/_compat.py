@@ -145,6 +145,33 @@ def attention_query(layer: Any) -> Any:
     return query if isinstance(query, keras.layers.Layer) else None
 
 
+def drawn_initializer(layer: Any, initializer: Any) -> Any:
+    """The initializer ``layer`` really drew its kernel with (what its fans were).
+
+    Keras 3.15's ``EinsumDense.build`` draws with a copy of a
+    ``VarianceScaling`` kernel initializer whose ``input_axes`` or
+    ``output_axes`` is None, with the equation's axes set (private
+    ``_update_kernel_initializer``: the kernel's letters that are in the
+    output are output axes, the others input axes); the layer keeps the
+    original. Keras 3.14's ``VarianceScaling`` has no axes: the layer drew
+    with the initializer it keeps. Every other layer draws with its own.
+    """
+    if not isinstance(layer, keras.layers.EinsumDense) or not isinstance(
+        initializer, keras.initializers.VarianceScaling
+    ):
+        return initializer
+    if not hasattr(initializer, "input_axes"):  # Keras 3.14
+        return initializer
+    if initializer.input_axes is not None and initializer.output_axes is not None:
+        return initializer
+    sources, output = str(layer.equation).replace("...", "").split("->")
+    kernel = sources.split(",")[1]
+    config = initializer.get_config()
+    config["input_axes"] = [i for i, letter in enumerate(kernel) if letter not in output]
+    config["output_axes"] = [i for i, letter in enumerate(kernel) if letter in output]
+    return type(initializer).from_config(config)
+
+
 def call_count(layer: Any) -> int:
     """How many times ``layer`` is called in the functional graphs it belongs to.
 

@@ -183,6 +183,29 @@ def test_attention_queries_take_mups_one_over_d():
     assert kernel.init == pytest.approx(c * next(w for w in key if w.weight == "kernel").init)
 
 
+def test_attention_weights_end_at_the_base_std_times_mups_law():
+    # Whatever fans Keras drew them with (3.15 hands EinsumDense's axes to a
+    # VarianceScaling copy the layer does not keep; 3.14 does not), each hidden
+    # projection ends at the base's std x (64 / 256)^(1/2), the query x c more.
+    base, model = _transformer(64), _transformer(256)
+    stds = {}
+    for m in (base, model):
+        attention = next(layer for layer in m.layers if isinstance(layer, L.MultiHeadAttention))
+        stds[m is model] = {
+            name: float(np.std(to_numpy(getattr(attention, f"_{name}_dense").kernel)))
+            for name in ("query", "key", "value", "output")
+        }
+    ki.mup(model, base=base)
+    attention = next(layer for layer in model.layers if isinstance(layer, L.MultiHeadAttention))
+    for name, extra in (("query", 0.5), ("key", 1.0), ("value", 1.0), ("output", 1.0)):
+        kernel = getattr(attention, f"_{name}_dense").kernel
+        got = float(np.std(to_numpy(kernel)))
+        want = stds[False][name] * 0.5 * extra
+        size, base_size = math.prod(kernel.shape), 64 * 64
+        tolerance = std_tolerance(want, size) + std_tolerance(want, base_size)
+        assert abs(got - want) <= tolerance, (name, got, want)
+
+
 # The identity at the base width
 
 

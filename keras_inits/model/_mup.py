@@ -299,7 +299,8 @@ def _scale_at(initializer: Any, shape: tuple[int, ...], dtype: str) -> tuple[flo
     if isinstance(initializer, variance.VarianceScaling):
         return initializer.stddev(shape), "fans"
     if isinstance(initializer, keras.initializers.VarianceScaling):
-        fan_in, fan_out = compute_fans(shape)
+        axes = (getattr(initializer, "input_axes", None), getattr(initializer, "output_axes", None))
+        fan_in, fan_out = compute_fans(shape, *axes)
         return math.sqrt(
             initializer.scale / fan_for_mode(initializer.mode, fan_in, fan_out)
         ), "fans"
@@ -500,6 +501,7 @@ def mup(model: keras.Model, base: keras.Model, delta: keras.Model | None = None)
             init, lr_adam, lr_sgd = _rates(role, m_in, m_out)
             init, lr_adam, lr_sgd = init * c, lr_adam * c, lr_sgd * c * c
             initializer = getattr(leaf.layer, entry.initializer) if entry.initializer else None
+            initializer = _compat.drawn_initializer(leaf.layer, initializer)
             dtype = keras.backend.standardize_dtype(variable.dtype)
             law: Law = "none"
             if shape != base_shape:
