@@ -36,7 +36,7 @@ from keras_inits._validation import (
     check_positive_int,
     check_seed_range,
 )
-from keras_inits.diagnostics._plots import check_plot_path
+from keras_inits.diagnostics._plots import check_plot_path, save_figure
 from keras_inits.diagnostics._stats import _first, _numpy
 
 __all__ = ["CoordCheck", "Parametrization", "coord_check", "plot_coord_check"]
@@ -397,12 +397,7 @@ def plot_coord_check(
         )
     if title:
         figure.suptitle(title)
-    path = os.fspath(path)
-    parent = os.path.dirname(path)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    return path
+    return save_figure(figure, path)
 
 
 def _check_widths(widths: Any) -> list[int]:

@@ -11,12 +11,23 @@ import io
 import math
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from keras_inits._extras import import_optional
 from keras_inits.diagnostics._compare import RunResult
 from keras_inits.diagnostics._stats import LayerStats
 
-__all__ = ["check_plot_path", "plot_results", "plot_stats"]
+__all__ = ["check_plot_path", "plot_results", "plot_stats", "save_figure"]
+
+
+def save_figure(figure: Any, path: str | os.PathLike[str]) -> str:
+    """Writes ``figure`` to ``path`` (its folder made if need be); returns the path."""
+    path = os.fspath(path)
+    parent = os.path.dirname(path)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    return path
 
 
 def check_plot_path(path: str | os.PathLike[str], name: str = "path") -> str:
@@ -139,12 +150,7 @@ def plot_stats(
     axes[0].legend(fontsize="small")
     if title:
         figure.suptitle(title)
-    path = os.fspath(path)
-    parent = os.path.dirname(path)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    return path
+    return save_figure(figure, path)
 
 
 def _log_scale(axis, values: Sequence[float], empty: str) -> None:  # type: ignore[no-untyped-def]
