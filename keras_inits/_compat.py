@@ -172,6 +172,17 @@ def drawn_initializer(layer: Any, initializer: Any) -> Any:
     return type(initializer).from_config(config)
 
 
+def train_on_batch(model: Any, x: Any, y: Any) -> dict[str, Any]:
+    """One training step of a compiled ``model``; its logs hold that step's own loss.
+
+    Keras 3.15 resets the metrics inside ``Model.train_on_batch``; 3.14 does
+    not, and reports the mean over every batch since the last reset. Resetting
+    first (public ``Model.reset_metrics``) gives the step's loss on both.
+    """
+    model.reset_metrics()
+    return model.train_on_batch(x, y, return_dict=True)
+
+
 def call_count(layer: Any) -> int:
     """How many times ``layer`` is called in the functional graphs it belongs to.
 

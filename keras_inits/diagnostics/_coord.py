@@ -29,6 +29,7 @@ from typing import Any, Literal
 import keras
 import numpy as np
 
+from keras_inits._compat import train_on_batch
 from keras_inits._extras import import_optional
 from keras_inits._validation import (
     check_choice,
@@ -305,7 +306,7 @@ def coord_check(
         model.compile(optimizer=fresh, loss=loss)
         values[row, 0] = _mean_abs(probe, x)
         for step in range(steps):
-            losses[row, step] = _scalar(model.train_on_batch(x, y))
+            losses[row, step] = _scalar(train_on_batch(model, x, y)["loss"])
             values[row, step + 1] = _mean_abs(probe, x)
         del model, probe, fresh
 
@@ -534,6 +535,4 @@ def _mean_abs(probe: keras.Model, x: Any) -> list[float]:
 
 
 def _scalar(loss: Any) -> float:
-    if isinstance(loss, (list, tuple)):
-        loss = loss[0]  # the total loss comes first
     return float(np.asarray(keras.ops.convert_to_numpy(loss)))

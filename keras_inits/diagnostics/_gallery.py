@@ -30,6 +30,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_inits._compat import train_on_batch
 from keras_inits._extras import import_optional
 from keras_inits._registry import get
 from keras_inits._validation import check_seed_range, did_you_mean
@@ -140,7 +141,7 @@ def _train(
         losses = []
         for start in range(0, len(x), batch_size):
             batch = order[start : start + batch_size]
-            logs = model.train_on_batch(x[batch], y[batch], return_dict=True)
+            logs = train_on_batch(model, x[batch], y[batch])
             losses.append(float(logs["loss"]))
             step += 1
             if on_record is not None and every and step % every == 0:
@@ -1067,7 +1068,7 @@ def _yang2022(quick: bool, seed: int) -> Outcome:
                         _reset_optimizer(optimizer, lr)
                     curve = []
                     for batch in batches:
-                        curve.append(float(model.train_on_batch(x[batch], y[batch])))
+                        curve.append(float(train_on_batch(model, x[batch], y[batch])["loss"]))
                         if not math.isfinite(curve[-1]):
                             break
                     tail = curve[-size["last_steps"] :]
