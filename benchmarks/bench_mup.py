@@ -19,7 +19,9 @@ SGD: 8, 4, 2, 1, 1/2, five), the worst case of a plan for this depth. The
 plain and the muP model are built alike; the sides run alternately, round
 after round (``_harness.time_pair``), warm-up rounds dropped; times are
 medians and each ratio is the median of the per-round ratios, muP over
-plain. The target (issue 20): at most 1.1x.
+plain. The target (issue 20): at most 1.1x. Last, a control: two plain
+Adam models timed against each other the same way; its ratio is this run's
+noise floor (1.0x on a quiet machine).
 
 Run: KERAS_BACKEND=jax python benchmarks/bench_mup.py [--width 2048] [--repeats 15]
 """
@@ -37,6 +39,8 @@ keras: Any = None
 ki: Any = None
 
 TARGET = 1.1
+# The control rows: plain against plain, so "muP ms" is a second plain model there.
+CONTROL = "Adam, control: plain vs plain"
 
 
 def _mlp(inputs: int, widths: tuple[int, ...]) -> Any:
@@ -55,8 +59,11 @@ def _optimizers() -> dict[str, Any]:
     }
 
 
-def _pair(args: argparse.Namespace, make: Any) -> tuple[Any, Any, int]:
-    """The plain and the muP model, each compiled with a fresh optimizer from ``make``."""
+def _pair(args: argparse.Namespace, make: Any, mup: bool = True) -> tuple[Any, Any, int]:
+    """The plain and the muP model, each compiled with a fresh optimizer from ``make``.
+
+    ``mup=False``: the second model is a plain one too (the control).
+    """
     widths = (args.width,) * args.depth
     base_widths = tuple(args.width // 2 ** (args.depth - i) for i in range(args.depth))
     keras.utils.set_random_seed(0)
@@ -64,6 +71,9 @@ def _pair(args: argparse.Namespace, make: Any) -> tuple[Any, Any, int]:
     plain.compile(optimizer=make(), loss="sparse_categorical_crossentropy")
     keras.utils.set_random_seed(0)
     wide = _mlp(args.inputs, widths)
+    if not mup:
+        wide.compile(optimizer=make(), loss="sparse_categorical_crossentropy")
+        return plain, wide, 1
     plan = ki.mup(wide, base=_mlp(args.inputs, base_widths))
     optimizer = plan.optimizer(make())
     wide.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
@@ -124,6 +134,20 @@ def main() -> None:
         )
         rows.append([backend, case, "optimizer.apply (eager)", *_cells(timing)])
         checks.append(Check(f"{backend}: {name} optimizer.apply", timing.ratio, TARGET))
+    # The noise floor of this run: two plain Adam models, timed against each other alike.
+    first, second, _ = _pair(args, _optimizers()["Adam"], mup=False)
+    steps = {"train_on_batch": lambda model: model.train_on_batch(x, y)}
+    if not args.no_apply:
+        grads = [keras.ops.full(v.shape, 1e-3, dtype=v.dtype) for v in first.trainable_variables]
+        steps["optimizer.apply (eager)"] = lambda model, grads=grads: _apply(model, grads)
+    for step_name, step in steps.items():
+        timing = time_pair(
+            lambda step=step: step(second),
+            lambda step=step: step(first),
+            repeats=args.repeats,
+            warmup=args.warmup,
+        )
+        rows.append([backend, CONTROL, step_name, *_cells(timing)])
     print(
         markdown(["backend", "optimizer", "step", "plain ms", "muP ms", "muP / plain"], rows),
         flush=True,

@@ -175,3 +175,5 @@ def test_mup_benchmark_runs():
         for step in ("train_on_batch", "optimizer.apply (eager)"):
             assert f"| {case} | {step} |" in completed.stdout, (case, step)
     assert completed.stdout.count("<= 1.1x") == 6
+    for step in ("train_on_batch", "optimizer.apply (eager)"):  # the noise floor, not a target
+        assert f"| Adam, control: plain vs plain | {step} |" in completed.stdout, step
