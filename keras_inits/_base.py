@@ -40,6 +40,7 @@ from typing import Any, TypeAlias
 
 import keras
 
+from keras_inits._sampling import available_dtype
 from keras_inits._sharding import laid_out
 from keras_inits._validation import check_config_keys, check_dtype, check_seed, check_shape
 
@@ -58,38 +59,6 @@ __all__ = [
 Seed: TypeAlias = "int | keras.random.SeedGenerator | None"
 
 _SEED_RANGE = 2**31 - 1  # sub-seeds in [1, 2**31 - 1]: valid on every backend
-
-
-def available_dtype(dtype: str) -> str:
-    """The dtype the backend gives when asked for ``dtype`` (a standard float name).
-
-    Every name but float64 is given as asked. JAX without ``jax_enable_x64``
-    gives float32 for float64 (with JAX's warning), as it does for Keras's own
-    initializers; drawing in the dtype the backend really gives keeps every
-    later step (the bit tricks of a uniform, the inverse CDF of a normal) in
-    the precision it was written for, rather than computing float32 values
-    with float64 constants (which gave constant kernels and infs). The backend
-    is asked through ``keras.ops``, so this module imports none.
-
-    Example:
-        >>> available_dtype("float32")
-        'float32'
-    """
-    if dtype == "complex128":
-        # complex128 is two float64 parts: without them (JAX without x64) the
-        # backend would give complex64, which is refused rather than given.
-        if available_dtype("float64") != "float64":
-            raise ValueError(
-                f"`dtype` complex128 needs float64, which the {keras.backend.backend()} "
-                "backend does not give here (JAX gives it only with jax_enable_x64; "
-                "it would give complex64). Use complex64, or enable x64. "
-                f"Received: dtype={dtype!r}"
-            )
-        return dtype
-    if dtype != "float64":
-        return dtype
-    given: str = keras.backend.standardize_dtype(keras.ops.zeros((), dtype=dtype).dtype)
-    return given
 
 
 def derive_seed(seed: int, call_index: int) -> int:

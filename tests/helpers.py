@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import keras
@@ -48,6 +49,21 @@ def std_tolerance(sigma: float, n: int, kurtosis: float = 0.0) -> float:
 def backend_has_float64() -> bool:
     """JAX gives float32 for float64 unless jax_enable_x64 is set."""
     return keras.backend.standardize_dtype(keras.ops.zeros((1,), "float64").dtype) == "float64"
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Layers built inside create their weights in ``name`` (Keras's global dtype policy).
+
+    ``keras.config.set_floatx`` alone does not do it once a policy has been
+    read or set (every later layer takes that policy's dtype).
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def assert_error(make, error_type: type[Exception], message: str, *, prefix: bool = False) -> None:

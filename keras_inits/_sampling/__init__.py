@@ -55,6 +55,7 @@ from keras_inits._sampling._common import (
 __all__ = [
     "TRUNCATED_STD",
     "Layout",
+    "available_dtype",
     "backend_module",
     "below",
     "bounded_normal",
@@ -155,8 +156,41 @@ def check_fits(largest: float, dtype: str) -> None:
         )
 
 
+def available_dtype(dtype: str) -> str:
+    """The dtype the backend gives when asked for ``dtype`` (a standard float name).
+
+    Every name but float64 is given as asked. JAX without ``jax_enable_x64``
+    gives float32 for float64 (with JAX's warning), as it does for Keras's own
+    initializers; drawing in the dtype the backend really gives keeps every
+    later step (the bit tricks of a uniform, the inverse CDF of a normal) in
+    the precision it was written for, rather than computing float32 values
+    with float64 constants (which gave constant kernels and infs). The backend
+    is asked through ``keras.ops``, so this module imports none.
+
+    Example:
+        >>> available_dtype("float32")
+        'float32'
+    """
+    if dtype == "complex128":
+        # complex128 is two float64 parts: without them (JAX without x64) the
+        # backend would give complex64, which is refused rather than given.
+        if available_dtype("float64") != "float64":
+            raise ValueError(
+                f"`dtype` complex128 needs float64, which the {keras.backend.backend()} "
+                "backend does not give here (JAX gives it only with jax_enable_x64; "
+                "it would give complex64). Use complex64, or enable x64. "
+                f"Received: dtype={dtype!r}"
+            )
+        return dtype
+    if dtype != "float64":
+        return dtype
+    given: str = keras.backend.standardize_dtype(keras.ops.zeros((), dtype=dtype).dtype)
+    return given
+
+
 def _draw_dtype(dtype: str) -> str:
-    return "float32" if dtype in _LOW_PRECISION else dtype
+    """The dtype a draw for ``dtype`` is computed in: float32 for half precision."""
+    return "float32" if dtype in _LOW_PRECISION else available_dtype(dtype)
 
 
 def below(bound: float, dtype: str) -> float:
@@ -179,7 +213,7 @@ def _finish(values: Any, dtype: str, bound: float | None = None) -> Any:
     values it moved there go to the largest value of ``dtype`` strictly
     inside (every other value is unchanged: rounding keeps order).
     """
-    if _draw_dtype(dtype) == dtype:
+    if dtype not in _LOW_PRECISION:
         return values
     values = keras.ops.cast(values, dtype)
     if bound is None:
@@ -247,7 +281,7 @@ def bounded_normal(
     v = keras.ops.clip(v, low, high)  # rounding must not step past +-1, where erfinv is NaN
     z = keras.ops.multiply(keras.ops.erfinv(v), math.sqrt(2.0))
     values = keras.ops.multiply(keras.ops.clip(z, lower, upper), stddev)
-    if draw_dtype == dtype:
+    if dtype not in _LOW_PRECISION:
         return values
     values = keras.ops.cast(values, dtype)
     low_limit = keras.ops.convert_to_tensor(_inside(lower * stddev, dtype), dtype=dtype)

@@ -13,7 +13,7 @@ import numpy as np
 
 from keras_inits._validation import check_positive, check_positive_int, check_seed
 from keras_inits.model._layouts import WeightLayout
-from keras_inits.model._walk import check_model, seeds, shape_of, unknown_kind, walk
+from keras_inits.model._walk import check_model, scaled_by, seeds, shape_of, unknown_kind, walk
 from keras_inits.model._walk import variable as plain_variable
 from keras_inits.orthogonal import BlockOrthogonal
 
@@ -137,7 +137,8 @@ def _check_batch(x: Any) -> Any:
                 array = np.asarray(item)
             except (TypeError, ValueError):
                 array = np.asarray(None)
-            if array.dtype.kind not in "biuf":
+            # ml_dtypes' bfloat16 (what a bfloat16 tensor gives NumPy) is of kind "V".
+            if array.dtype.kind not in "biuf" and array.dtype.name != "bfloat16":
                 raise TypeError(
                     "`x` must be a batch of numbers: a NumPy array, a tensor, or a list or "
                     f"dict of them for a model with several inputs. Received: x={_summary(x)}"
@@ -379,7 +380,8 @@ def _rescale(
         if iterations == max_iter:
             break
         factor = target_std / math.sqrt(variance)
-        kernel.assign(keras.ops.multiply(kernel, keras.ops.cast(factor, kernel.dtype)))
+        dtype = keras.backend.standardize_dtype(kernel.dtype)
+        kernel.assign(scaled_by(kernel.value, factor, dtype))
         iterations += 1
     return LSUVRecord(
         layer=unit.hook.name,

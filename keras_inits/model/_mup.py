@@ -47,6 +47,7 @@ from keras_inits.model._walk import (
     assign_all,
     check_model,
     format_rows,
+    scaled_by,
     shape_of,
     std,
     to_numpy,
@@ -511,7 +512,7 @@ def mup(model: keras.Model, base: keras.Model, delta: keras.Model | None = None)
                     init *= at_base / here
             before = to_numpy(variable)
             if init != 1.0:
-                values = keras.ops.multiply(variable.value, keras.ops.cast(init, variable.dtype))
+                values = scaled_by(variable.value, init, dtype)
                 assignments.append(Assignment(variable, values, before))
             records.append(
                 MupWeight(

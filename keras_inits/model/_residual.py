@@ -24,7 +24,15 @@ from keras_inits.model._branches import Found, find
 from keras_inits.model._layouts import WeightLayout, layout
 from keras_inits.model._reinitialize import _plan_fans, _redraw
 from keras_inits.model._residual_scale import ResidualScale
-from keras_inits.model._walk import Assignment, assign_all, seeds, shape_of, to_numpy, walk
+from keras_inits.model._walk import (
+    Assignment,
+    assign_all,
+    scaled_by,
+    seeds,
+    shape_of,
+    to_numpy,
+    walk,
+)
 from keras_inits.model._walk import std as std_of
 
 __all__ = ["ResidualChange", "Scheme", "residual"]
@@ -454,17 +462,13 @@ def residual(
             drawn, _ = _redraw(
                 keras.initializers.GlorotUniform(), shape, dtype, fan_in, fan_out, next_seed(index)
             )
-            values = keras.ops.cast(
-                keras.ops.multiply(keras.ops.cast(drawn, "float32"), plan.factor), dtype
-            )
+            values = scaled_by(drawn, plan.factor, dtype)
             plan.rule = f"{plan.rule}; fans {fan_in:g}, {fan_out:g}"
         else:
             initializer, entry = _initializer(plan.layer, variable)
             fan_in, fan_out, _ = _plan_fans(entry, variable)
             drawn, own = _redraw(initializer, shape, dtype, fan_in, fan_out, next_seed(index))
-            values = keras.ops.cast(
-                keras.ops.multiply(keras.ops.cast(drawn, "float32"), plan.factor), dtype
-            )
+            values = scaled_by(drawn, plan.factor, dtype)
             plan.rule = f"{plan.rule}; own init: {own}"
         assignments.append(Assignment(variable, values, to_numpy(variable)))
     assign_all(assignments)

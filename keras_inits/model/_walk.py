@@ -160,6 +160,20 @@ def to_numpy(value: Any) -> np.ndarray:
     return np.asarray(keras.ops.convert_to_numpy(value))
 
 
+def scaled_by(values: Any, factor: float, dtype: str) -> Any:
+    """``values`` times the Python number ``factor``, rounded once to ``dtype``.
+
+    float16 and bfloat16 are multiplied in float32 and cast (the factor in
+    half precision would round first); other dtypes take the factor at their
+    own precision (``keras.ops.cast`` of a Python float goes through float32
+    on TensorFlow, which rounded float64 weights to float32's precision).
+    """
+    if dtype in ("float16", "bfloat16"):
+        product = keras.ops.multiply(keras.ops.cast(values, "float32"), factor)
+        return keras.ops.cast(product, dtype)
+    return keras.ops.multiply(values, keras.ops.convert_to_tensor(factor, dtype=dtype))
+
+
 def std(value: Any) -> float:
     """The std of a weight's entries, read in float32 (as the reports always have)."""
     if isinstance(value, np.ndarray) and value.dtype.kind == "f":
