@@ -53,6 +53,7 @@ from keras_inits._sampling._common import (
 )
 
 __all__ = [
+    "LOW_PRECISION",
     "TRUNCATED_STD",
     "Layout",
     "available_dtype",
@@ -76,7 +77,8 @@ __all__ = [
 # Std of a standard normal truncated to [-2, 2]:
 # sqrt(1 - 4 * phi(2) / (Phi(2) - Phi(-2))) = 0.87962566103423978.
 TRUNCATED_STD = 0.87962566103423978
-_LOW_PRECISION = ("float16", "bfloat16")
+# Half precision: drawn (and scaled, model._walk.scaled_by) in float32, then cast once.
+LOW_PRECISION = ("float16", "bfloat16")
 # (largest finite value, smallest positive subnormal) of each float dtype.
 _RANGE = {
     "float16": (65504.0, 2.0**-24),
@@ -189,8 +191,12 @@ def available_dtype(dtype: str) -> str:
 
 
 def _draw_dtype(dtype: str) -> str:
-    """The dtype a draw for ``dtype`` is computed in: float32 for half precision."""
-    return "float32" if dtype in _LOW_PRECISION else available_dtype(dtype)
+    """The dtype a draw for ``dtype`` is computed in.
+
+    float32 for half precision; otherwise what the backend gives
+    (``available_dtype``: float32 for float64 on JAX without x64).
+    """
+    return "float32" if dtype in LOW_PRECISION else available_dtype(dtype)
 
 
 def below(bound: float, dtype: str) -> float:
@@ -213,7 +219,7 @@ def _finish(values: Any, dtype: str, bound: float | None = None) -> Any:
     values it moved there go to the largest value of ``dtype`` strictly
     inside (every other value is unchanged: rounding keeps order).
     """
-    if dtype not in _LOW_PRECISION:
+    if dtype not in LOW_PRECISION:
         return values
     values = keras.ops.cast(values, dtype)
     if bound is None:
@@ -281,7 +287,7 @@ def bounded_normal(
     v = keras.ops.clip(v, low, high)  # rounding must not step past +-1, where erfinv is NaN
     z = keras.ops.multiply(keras.ops.erfinv(v), math.sqrt(2.0))
     values = keras.ops.multiply(keras.ops.clip(z, lower, upper), stddev)
-    if dtype not in _LOW_PRECISION:
+    if dtype not in LOW_PRECISION:
         return values
     values = keras.ops.cast(values, dtype)
     low_limit = keras.ops.convert_to_tensor(_inside(lower * stddev, dtype), dtype=dtype)

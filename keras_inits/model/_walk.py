@@ -20,6 +20,7 @@ import numpy as np
 
 from keras_inits import _compat
 from keras_inits._base import derive_seed, fresh_seed
+from keras_inits._sampling import LOW_PRECISION
 from keras_inits.model._layouts import LayerLayout, WeightLayout, known_kinds, layout
 
 
@@ -168,7 +169,7 @@ def scaled_by(values: Any, factor: float, dtype: str) -> Any:
     own precision (``keras.ops.cast`` of a Python float goes through float32
     on TensorFlow, which rounded float64 weights to float32's precision).
     """
-    if dtype in ("float16", "bfloat16"):
+    if dtype in LOW_PRECISION:
         product = keras.ops.multiply(keras.ops.cast(values, "float32"), factor)
         return keras.ops.cast(product, dtype)
     return keras.ops.multiply(values, keras.ops.convert_to_tensor(factor, dtype=dtype))
